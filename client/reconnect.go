@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -231,21 +232,39 @@ func (r *durableReg) handler(ctx context.Context, inv *Invocation) (*Result, err
 // The Client's event handlers run one at a time, as one session's do,
 // also across sessions (acquire).
 func (d *durableSub) handlerOn(s *Session) func(*Event) {
-	return func(ev *Event) {
-		if d.removed.Load() {
-			return
-		}
-		held, ok := d.acquire(s)
-		if !ok {
-			return
-		}
-		if held {
-			defer func() { <-d.events }()
-		}
-		if !d.removed.Load() && d.h != nil && !d.had(ev) { // removed while waiting; a nil h drops events, as a Session's
-			d.h(ev)
-		}
+	return func(ev *Event) { d.handle(s, ev) }
+}
+
+// handle runs d's handler for ev, an event of s (handlerOn). Client.Close
+// finds its frame on the stack (inHandler).
+func (d *durableSub) handle(s *Session, ev *Event) {
+	if d.removed.Load() {
+		return
 	}
+	held, ok := d.acquire(s)
+	if !ok {
+		return
+	}
+	if held {
+		defer func() { <-d.events }()
+	}
+	if !d.removed.Load() && d.h != nil && !d.had(ev) { // removed while waiting; a nil h drops events, as a Session's
+		d.h(ev)
+	}
+}
+
+// handlerNames are the functions that run the handlers of a Client's
+// subscriptions and registrations, as runtime.Frame reports them.
+var handlerNames = []string{
+	runtime.FuncForPC(reflect.ValueOf((*durableSub).handle).Pointer()).Name(),
+	runtime.FuncForPC(reflect.ValueOf((*durableReg).handler).Pointer()).Name(),
+}
+
+// inHandler reports whether the calling goroutine runs a handler of a
+// Client's subscription or registration (any Client's: the stack does
+// not tell which).
+func inHandler() bool {
+	return slices.ContainsFunc(handlerNames, onStack)
 }
 
 // acquire takes the Client's event token for a handler that s's
@@ -1309,10 +1328,14 @@ func ended(s *Session) bool {
 // the handlers of every session, lost ones included, to return, except when
 // called from OnSession, OnDisconnect or Config.OnChallenge, which run on
 // that goroutine (OnChallenge on one that it waits for): it then returns at once, and the goroutine ends the
-// session (or the join) and stops once the callback returns. Do not call it from a handler (an event
-// handler or an invocation Handler) of the Client's sessions, nor from a
-// goroutine that such a handler or a callback waits for: ending the
-// session waits for the handlers, and Close for the Client's goroutine.
+// session (or the join) and stops once the callback returns. Called from a
+// handler (an event handler or an invocation Handler) of a Client's
+// subscription or registration, a lost session's too, it also returns at
+// once, and the Client stops once the handler returns (the handlers of
+// another Client are not told from this one's: Close from them does not
+// wait either). Do not call it from a goroutine that such a handler or a
+// callback waits for: ending the session waits for the handlers, and
+// Close for the Client's goroutine.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	first := !c.closed
@@ -1324,6 +1347,14 @@ func (c *Client) Close() error {
 	if c.inCallback() {
 		// Called from this Client's callback (from another Client's,
 		// it waits).
+		return nil
+	}
+	if inHandler() {
+		// Called from a handler of a Client's session: the Client's
+		// goroutine ends the session and stops once it returns, since
+		// it waits for it (a lost session's, as for the current one's).
+		// Waiting here, Close waited for itself, and the Client's
+		// goroutine for it, for ever.
 		return nil
 	}
 	<-c.done
