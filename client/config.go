@@ -171,18 +171,28 @@ type Config struct {
 	MaxInvocationBytes int
 
 	// KeepAlive, when positive, makes the client ping the router (a
-	// WebSocket ping or a RawSocket PING) after this long without
-	// traffic from it, and end the session when nothing arrives within
-	// KeepAliveTimeout more: a router that died or sits behind a broken
-	// link is noticed even when the session is idle. Any bytes count as
-	// traffic, also those of a large message that arrives slowly; while
-	// the client waits for room in its event queue (and so reads nothing)
-	// the check pauses. The check does not wait behind a write: a write
+	// WebSocket ping or a RawSocket PING, numbered in its payload) this
+	// long after its last answer, and end the session when nothing
+	// arrives for KeepAlive + KeepAliveTimeout, or when the answer to a
+	// ping (its pong, echoing the number) has not come KeepAliveTimeout
+	// after the ping was written: a router that died or sits behind a
+	// broken link is noticed even when the session is idle, and one that
+	// goes on sending but reads nothing (its read side wedged, the link
+	// lost one way) too, where any bytes from it counted as its answer.
+	// Any bytes count as traffic, also those of a large message that
+	// arrives slowly; an answer may come late behind what the router
+	// queued before it: while it is late, each KeepAliveTimeout that
+	// brings 16 KiB or more waits another (a message arriving slower
+	// than that looks dead), up to 64 MiB since the ping. While the
+	// client waits for room in its event queue (and so reads nothing)
+	// the checks pause. The check does not wait behind a write: a write
 	// stuck on a dead link is ended with the session (the connection is
 	// closed) within the same bound, not after WriteTimeout; while a
 	// write of more than 16 KiB is under way, each 16 KiB the connection
 	// takes counts as traffic (a link that takes less than that per
-	// KeepAliveTimeout, from a router saying nothing, looks dead). Off
+	// KeepAliveTimeout, from a router saying nothing, looks dead), and
+	// the answer to a ping written behind it is waited for as silence
+	// is, KeepAlive + KeepAliveTimeout from the last 16 KiB taken. Off
 	// when zero.
 	KeepAlive time.Duration
 	// KeepAliveTimeout is how long to wait for the router after a ping;

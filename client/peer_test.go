@@ -172,8 +172,9 @@ type peerConn struct {
 	ser       proto.Serializer
 	clientMax int // RawSocket: the client's announced limit
 
-	pending [][]byte // WS batched: messages left in the last frame
-	pong    []byte   // the last pong's payload; readFrame returns errPong after one
+	wmu     sync.Mutex // a frame's writes (the pongs readFrame writes beside chatter's)
+	pending [][]byte   // WS batched: messages left in the last frame
+	pong    []byte     // the last pong's payload; readFrame returns errPong after one
 	dec     proto.Decoder
 }
 
@@ -212,6 +213,8 @@ func (c *peerConn) readFrame() ([]byte, error) {
 			switch h[0] & 7 {
 			case rsFrameMessage:
 				return p, nil
+			case rsFramePing: // answered, as a router does
+				c.writeRS(rsFramePong, p)
 			case rsFramePong:
 				c.pong = p
 				return nil, errPong
@@ -228,7 +231,7 @@ func (c *peerConn) readFrame() ([]byte, error) {
 			case ws.OpClose:
 				return nil, io.EOF
 			case ws.OpPing:
-				wsutil.WriteServerMessage(c.conn, ws.OpPong, m.Payload)
+				c.writeWS(ws.OpPong, m.Payload)
 			case ws.OpPong:
 				c.pong = m.Payload
 				return nil, errPong
@@ -347,10 +350,10 @@ func (c *peerConn) send(ms ...*proto.Message) {
 				frame = append(frame, b...)
 			}
 		}
-		err = wsutil.WriteServerMessage(c.conn, c.op(), frame)
+		err = c.writeWS(c.op(), frame)
 	default:
 		for _, m := range ms {
-			err = wsutil.WriteServerMessage(c.conn, c.op(), c.encode(m))
+			err = c.writeWS(c.op(), c.encode(m))
 		}
 	}
 	if err != nil {
@@ -368,8 +371,17 @@ func (c *peerConn) op() ws.OpCode {
 func (c *peerConn) writeRS(typ byte, p []byte) error {
 	n := len(p)
 	h := []byte{typ | byte(n>>21)&0x08, byte(n >> 16), byte(n >> 8), byte(n)}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	_, err := c.conn.Write(append(h, p...))
 	return err
+}
+
+// writeWS writes one server WebSocket frame, whole beside other writers.
+func (c *peerConn) writeWS(op ws.OpCode, p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return wsutil.WriteServerMessage(c.conn, op, p)
 }
 
 // raw encodes a generic value in the connection's serializer.

@@ -166,7 +166,7 @@ func (t *rawSocket) readMsg() ([]byte, error) {
 				return nil, err
 			}
 		case rsFramePong:
-			// Unsolicited or late: nothing to do.
+			t.ponged(p) // the keepalive's answer, or unsolicited or late: nothing to do
 		default:
 			return nil, fmt.Errorf("client: RawSocket frame type %d is reserved", h[0]&0x07)
 		}
@@ -191,7 +191,7 @@ func (t *rawSocket) writeFrame(typ byte, p []byte) error {
 	return t.write(h[:], p)
 }
 
-func (t *rawSocket) ping() error { return t.writeFrame(rsFramePing, nil) }
+func (t *rawSocket) ping() error { return t.writeFrame(rsFramePing, t.pingPayload()) }
 
 func (t *rawSocket) setReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
 

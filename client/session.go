@@ -203,11 +203,33 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 // not answer the keepalive within Config.KeepAliveTimeout.
 var ErrKeepAlive = errors.New("client: the router did not answer the keepalive")
 
-// keepAlive pings the router when it has been silent for KeepAlive, and
-// ends the session when it stays silent KeepAliveTimeout longer. While the
-// reader waits for room in the event queue it reads nothing, so the
-// router cannot be heard: the check pauses, and starts again from the
-// moment the reader goes on.
+// pongLag bounds the bytes a late answer to a ping may come behind (see
+// keepAlive): what a router may have queued before it (edgewamp's
+// limits.hard_limit, 4 MiB by default, and the kernels' buffers on both
+// sides, up to 10 MiB on Linux), and a message of the largest size (16
+// MiB) under way, with room to spare.
+const pongLag = 64 << 20
+
+// keepAlive ends the session when the router cannot be heard, on two
+// bounds:
+//   - silence: nothing from the router (no bytes, no write it takes, see
+//     below) for KeepAlive + KeepAliveTimeout;
+//   - its ping: KeepAlive after the last answer (after the join at first)
+//     it pings the router, silent or not, and the answer (a WebSocket
+//     pong, a RawSocket PONG, echoing the ping's number) must come
+//     within KeepAliveTimeout of the ping's write. Any bytes counted as
+//     the answer, and a router that went on sending but read nothing
+//     (its read side wedged, the link lost one way) kept the session for
+//     good. The answer may wait behind what the router queued before it,
+//     a large message arriving slowly: while it is late, each
+//     KeepAliveTimeout that brings writeChunk bytes or more (as a write
+//     the router takes counts, and as edgewamp waits for a pong of its
+//     own) waits another, up to pongLag bytes since the ping.
+//
+// While the reader waits for room in the event queue it reads nothing, so
+// the router cannot be heard: the checks pause, and start again from the
+// moment the reader goes on. They run at a tick of half min(KeepAlive,
+// KeepAliveTimeout), and when a ping has been written.
 //
 // The ping goes out on a goroutine of its own, so that the check never
 // waits behind a write: a write stuck on a dead link (a router gone
@@ -217,44 +239,94 @@ var ErrKeepAlive = errors.New("client: the router did not answer the keepalive")
 // the stuck write. While a large write is under way, each chunk of it the
 // router takes counts as hearing from the router (moving), so that a
 // long upload to a router that says nothing meanwhile is not taken for a
-// dead link.
+// dead link; the ping's bound starts once the ping is written, behind it,
+// and from the last chunk the router took it waits as silence does.
 func (s *Session) keepAlive() {
 	defer s.wg.Done()
 	k, to := s.cfg.KeepAlive, s.cfg.KeepAliveTimeout
+	start := nanos(s.cfg.now)
 	tick := time.NewTicker(max(min(k, to)/2, time.Millisecond)) // NewTicker panics on 0
 	defer tick.Stop()
-	var pinging atomic.Bool // a ping is being written
-	var moved int64         // when a write was last seen moving (nanos)
+	kick := make(chan struct{}, 1) // a ping was written
+	var pinging atomic.Bool        // a ping is being written
+	var sentAt, sentRx atomic.Int64
+	answered := start    // when the last answer came
+	var sent, rx0 int64  // the unanswered ping's write (nanos; 0: none), the bytes received by then
+	var win, winRx int64 // the late answer's current wait: its start, the bytes received by then
+	check := func(now int64) (due int64, dead bool) {
+		resumed := s.resumed.Load()
+		moved := s.tr.moving()
+		last := max(s.tr.lastRead(), resumed, moved, start)
+		if now-last >= int64(k+to) {
+			return 0, true
+		}
+		due = last + int64(k+to)
+		if sent == 0 {
+			if sent = sentAt.Load(); sent != 0 {
+				rx0 = sentRx.Load()
+				win, winRx = sent, rx0
+			}
+		}
+		if sent != 0 {
+			if p, ok := s.tr.lastPong(); ok {
+				answered, sent = max(p, sent), 0
+				sentAt.Store(0)
+			}
+		}
+		if sent != 0 {
+			// Output of ours the router was taking is before the ping
+			// too (the connection's buffers may hold a large write's
+			// last megabytes when the write returns): from the last
+			// chunk it took, the answer waits as silence does.
+			if w := max(resumed, moved+int64(k)); w > win {
+				win, winRx = w, s.tr.received()
+			}
+			if now-win >= int64(to) {
+				rx := s.tr.received()
+				if rx-winRx < writeChunk || rx-rx0 > pongLag {
+					return 0, true
+				}
+				win, winRx = now, rx
+			}
+			return min(due, win+int64(to)), false
+		}
+		pingAt := max(answered, resumed) + int64(k)
+		if now < pingAt {
+			return min(due, pingAt), false
+		}
+		if pinging.CompareAndSwap(false, true) {
+			s.wg.Add(1) // this goroutine is counted: Close's Wait is not done
+			go func() {
+				defer s.wg.Done()
+				if err := s.tr.ping(); err != nil {
+					// Possibly cut mid-frame: nothing more can be written.
+					s.shutdown(fmt.Errorf("client: write: %w", err), false)
+					return
+				}
+				sentRx.Store(s.tr.received())
+				sentAt.Store(nanos(s.cfg.now))
+				pinging.Store(false)
+				select {
+				case kick <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		return due, false // the ping's write kicks
+	}
 	for {
 		select {
 		case <-s.done:
 			return
 		case <-tick.C:
-			if s.parked.Load() {
-				continue
-			}
-			now := nanos(s.cfg.now)
-			moved = max(moved, s.tr.moving())
-			last := max(s.tr.lastRead(), s.resumed.Load(), moved)
-			if last == 0 {
-				last = now
-			}
-			idle := time.Duration(now - last)
-			switch {
-			case idle > k+to:
-				s.shutdown(ErrKeepAlive, false)
-				return
-			case idle > k && pinging.CompareAndSwap(false, true):
-				s.wg.Add(1) // this goroutine is counted: Close's Wait is not done
-				go func() {
-					defer s.wg.Done()
-					defer pinging.Store(false)
-					if err := s.tr.ping(); err != nil {
-						// Possibly cut mid-frame: nothing more can be written.
-						s.shutdown(fmt.Errorf("client: write: %w", err), false)
-					}
-				}()
-			}
+		case <-kick:
+		}
+		if s.parked.Load() {
+			continue
+		}
+		if _, dead := check(nanos(s.cfg.now)); dead {
+			s.shutdown(ErrKeepAlive, false)
+			return
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -42,10 +43,18 @@ type transport interface {
 	// keepBufCap left it so; called by the reader once done with the
 	// message readMsg returned.
 	release()
-	// moving returns, when tracking is on and a write of more than
-	// writeChunk bytes is under way, when the connection last took a
-	// chunk of it (nanos); 0 otherwise.
+	// moving returns, when tracking is on, when the connection last took
+	// a chunk of a write of more than writeChunk bytes with more of it to
+	// go (nanos); 0 before any. Kept once the write is done: the
+	// keepalive, which looks at it when a bound falls due, not at every
+	// chunk, missed the last ones.
 	moving() int64
+	// received returns how many bytes have arrived from the router,
+	// when tracking is on.
+	received() int64
+	// lastPong returns when the router's answer to the last ping, its
+	// payload echoed, arrived (nanos), and whether it has.
+	lastPong() (int64, bool)
 }
 
 // stream is what both transports share: the connection, a buffered reader
@@ -61,7 +70,11 @@ type stream struct {
 	track bool             // Static: record when bytes arrive and writes move (keepalive)
 	now   func() time.Time // Static: Config.now, the clock of rx and wprog (time.Now when nil)
 	rx    atomic.Int64     // when the last read that returned bytes did (nanos), when track
+	rxn   atomic.Int64     // the bytes those reads returned, when track
 	wprog atomic.Int64     // see moving
+	pings atomic.Uint64    // the number of the last ping, its payload (pingPayload)
+	pongs atomic.Uint64    // the number of the last ping answered
+	pong  atomic.Int64     // when that answer came (nanos)
 
 	wmu sync.Mutex // Guards writes to conn, so that frames never interleave.
 }
@@ -69,6 +82,32 @@ type stream struct {
 func (s *stream) lastRead() int64 { return s.rx.Load() }
 
 func (s *stream) moving() int64 { return s.wprog.Load() }
+
+func (s *stream) received() int64 { return s.rxn.Load() }
+
+func (s *stream) lastPong() (int64, bool) {
+	if s.pongs.Load() != s.pings.Load() {
+		return 0, false
+	}
+	return s.pong.Load(), true
+}
+
+// pingPayload numbers the next ping: its payload, 8 bytes the router's
+// pong echoes, so that only the answer to it counts (an unsolicited pong,
+// which a WebSocket peer may send as a heartbeat, tells nothing of
+// whether the router reads).
+func (s *stream) pingPayload() []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), s.pings.Add(1))
+}
+
+// ponged records a pong from the router when it answers the last ping.
+// Called by the reader goroutine.
+func (s *stream) ponged(p []byte) {
+	if n := s.pings.Load(); len(p) == 8 && binary.BigEndian.Uint64(p) == n {
+		s.pong.Store(nanos(s.now))
+		s.pongs.Store(n)
+	}
+}
 
 func (s *stream) release() { s.buf.release() }
 
@@ -85,7 +124,7 @@ func (s *stream) reader(conn net.Conn, pre *bufio.Reader) *bufio.Reader {
 		}
 		return bufio.NewReader(conn)
 	}
-	var r io.Reader = arrivals{conn, &s.rx, s.now}
+	var r io.Reader = arrivals{conn, &s.rx, &s.rxn, s.now}
 	if pre != nil && pre.Buffered() > 0 {
 		b, _ := pre.Peek(pre.Buffered()) // pre is not read again
 		r = io.MultiReader(bytes.NewReader(b), r)
@@ -93,10 +132,12 @@ func (s *stream) reader(conn net.Conn, pre *bufio.Reader) *bufio.Reader {
 	return bufio.NewReader(r)
 }
 
-// arrivals records when a read from r last returned bytes (nanos).
+// arrivals records when a read from r last returned bytes (nanos), and
+// how many it returned in all.
 type arrivals struct {
 	r   io.Reader
 	rx  *atomic.Int64
+	rxn *atomic.Int64
 	now func() time.Time
 }
 
@@ -104,6 +145,7 @@ func (a arrivals) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	if n > 0 {
 		a.rx.Store(nanos(a.now))
+		a.rxn.Add(int64(n))
 	}
 	return n, err
 }
@@ -129,7 +171,6 @@ func (s *stream) writeLocked(bufs ...[]byte) error {
 	// recorded: the keepalive takes it for the router's answer, and so
 	// tells a large write the router takes, slowly, from one stuck on a
 	// dead link.
-	defer s.wprog.Store(0)
 	for len(bufs) > 0 {
 		var part net.Buffers // WriteTo consumes it
 		for n := 0; len(bufs) > 0 && n < writeChunk; {

@@ -221,15 +221,20 @@ func TestTrackedReaderKeepsHandshakeBytes(t *testing.T) {
 }
 
 // Any bytes from the router count for the keepalive, not only the start of
-// a frame: a message that arrives slowly (20 KB over a second, 400 bytes
-// every 20 ms, on a keepalive of 100 + 100 ms) is read to its end.
+// a frame, and a message that arrives slowly holds up the answer to the
+// keepalive's ping (a router cannot put its pong inside a frame): one of
+// 400 KB over a second, 8,000 bytes every 20 ms (120 KB per
+// KeepAliveTimeout, where 16 KiB suffice), on a keepalive of 100 + 300
+// ms, is read to its end.
 func TestKeepAliveDuringSlowMessage(t *testing.T) {
 	for _, scheme := range []string{"rs", "ws"} {
 		t.Run(scheme, func(t *testing.T) {
-			s, c := setup(t, scheme, proto.JSON, keepAlive)
+			s, c := setup(t, scheme, proto.JSON, func(cfg *Config) {
+				cfg.KeepAlive, cfg.KeepAliveTimeout = 100*time.Millisecond, 300*time.Millisecond
+			})
 			call := goDo(func() (*Result, error) { return s.Call(context.Background(), "p", nil, nil, nil) })
 			m := c.expect(proto.CodeCall)
-			long := strings.Repeat("x", 20000)
+			long := strings.Repeat("x", 400000)
 			b := c.encode(&proto.Message{Type: proto.CodeResult, Request: m.Request, Dict: c.raw(map[string]any{}), Args: c.raw([]any{long})})
 			var hdr bytes.Buffer
 			if scheme == "rs" {
@@ -240,9 +245,9 @@ func TestKeepAliveDuringSlowMessage(t *testing.T) {
 			if _, err := c.conn.Write(hdr.Bytes()); err != nil {
 				t.Fatal(err)
 			}
-			for off := 0; off < len(b); off += 400 {
+			for off := 0; off < len(b); off += 8000 {
 				time.Sleep(20 * time.Millisecond)
-				if _, err := c.conn.Write(b[off:min(off+400, len(b))]); err != nil {
+				if _, err := c.conn.Write(b[off:min(off+8000, len(b))]); err != nil {
 					t.Fatalf("write at %d of %d: %v (session: %v)", off, len(b), err, s.Err())
 				}
 			}
@@ -479,7 +484,7 @@ func TestWebSocketFragmented(t *testing.T) {
 // (peerConn.send may call t.Fatal).
 func (c *peerConn) rawSend(b []byte) error {
 	if c.ws {
-		return wsutil.WriteServerMessage(c.conn, c.op(), b)
+		return c.writeWS(c.op(), b)
 	}
 	return c.writeRS(rsFrameMessage, b)
 }
@@ -563,13 +568,16 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 // it every 1.3 MiB, 200 ms at this pace (over a network the buffer is
 // sized to the link and drains at its rate).
 func TestKeepAliveDuringSlowWrite(t *testing.T) {
+	// Encoded before the session starts: the peer, encoding, would read
+	// nothing, and the keepalive's ping would go unanswered.
+	args, err := proto.EncodeValue(proto.JSON, []any{strings.Repeat("x", 3<<20)})
+	noErr(t, "encode", err)
 	s, c := setup(t, "rs", proto.JSON, keepAlive)
 	noErr(t, "SetWriteBuffer", s.tr.(*rawSocket).conn.(*net.TCPConn).SetWriteBuffer(64<<10))
 	noErr(t, "SetReadBuffer", c.conn.(*net.TCPConn).SetReadBuffer(64<<10))
 	var quiet atomic.Bool
 	c.br = bufio.NewReaderSize(&pacedReader{r: c.conn, first: func() { quiet.Store(true) }}, 64<<10)
 	stopChatter := chatter(c, func() bool { return !quiet.Load() })
-	args := c.raw([]any{strings.Repeat("x", 3<<20)}) // encoded beforehand
 	var took time.Duration
 	pub := goDo(func() (struct{}, error) {
 		start := time.Now()
@@ -578,12 +586,31 @@ func TestKeepAliveDuringSlowWrite(t *testing.T) {
 		quiet.Store(false)
 		return struct{}{}, err
 	})
-	c.expect(proto.CodePublish)
-	_, err := pub.wait(t)
+	// Read whole, not decoded (3 MiB of JSON under -race took the peer
+	// longer than the keepalive's bound), then on, as a router does: the
+	// keepalive's ping, written behind the message, is answered.
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	if b, err := c.readFrame(); err != nil || len(b) < 3<<20 {
+		t.Fatalf("peer: read %d bytes, %v; want the publication", len(b), err)
+	}
+	readAWhile(t, c, 300*time.Millisecond)
+	_, err = pub.wait(t)
 	stopChatter()
 	noErr(t, "the publication", err)
 	noErr(t, "session", s.Err())
 	t.Logf("the client's write took %v", took.Round(time.Millisecond))
+}
+
+// readAWhile has the router side c read for d, answering the client's
+// pings; the client sends nothing else meanwhile.
+func readAWhile(t *testing.T, c *peerConn, d time.Duration) {
+	t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(d))
+	defer c.conn.SetReadDeadline(time.Time{})
+	b, err := c.readFrame()
+	if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+		t.Fatalf("peer: read %q, %v; want nothing but pings", b, err)
+	}
 }
 
 // chatter has the router side c send, every 20 ms while on says so, a

@@ -248,6 +248,8 @@ func (t *webSocket) control(h ws.Header, r io.Reader) error {
 	switch h.OpCode {
 	case ws.OpPing:
 		return t.writeFrame(ws.OpPong, p)
+	case ws.OpPong:
+		t.ponged(p)
 	case ws.OpClose:
 		code, reason := ws.ParseCloseFrameData(p)
 		// [RFC6455 §5.5.1]: "If an endpoint receives a Close frame and did
@@ -327,7 +329,7 @@ func appendFrameHeader(b []byte, op ws.OpCode, n int, mask [4]byte) []byte {
 	return append(b, mask[:]...)
 }
 
-func (t *webSocket) ping() error { return t.writeFrame(ws.OpPing) }
+func (t *webSocket) ping() error { return t.writeFrame(ws.OpPing, t.pingPayload()) }
 
 func (t *webSocket) setReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
 
