@@ -228,8 +228,9 @@ const pongLag = 64 << 20
 //
 // While the reader waits for room in the event queue it reads nothing, so
 // the router cannot be heard: the checks pause, and start again from the
-// moment the reader goes on. They run at a tick of half min(KeepAlive,
-// KeepAliveTimeout), and when a ping has been written.
+// moment the reader goes on. They run when the next bound falls due (a
+// timer set to it) and when a ping has been written, where a tick of half
+// min(KeepAlive, KeepAliveTimeout) noticed a dead router up to that late.
 //
 // The ping goes out on a goroutine of its own, so that the check never
 // waits behind a write: a write stuck on a dead link (a router gone
@@ -245,8 +246,8 @@ func (s *Session) keepAlive() {
 	defer s.wg.Done()
 	k, to := s.cfg.KeepAlive, s.cfg.KeepAliveTimeout
 	start := nanos(s.cfg.now)
-	tick := time.NewTicker(max(min(k, to)/2, time.Millisecond)) // NewTicker panics on 0
-	defer tick.Stop()
+	timer := time.NewTimer(max(min(k, to), time.Millisecond))
+	defer timer.Stop()
 	kick := make(chan struct{}, 1) // a ping was written
 	var pinging atomic.Bool        // a ping is being written
 	var sentAt, sentRx atomic.Int64
@@ -318,16 +319,22 @@ func (s *Session) keepAlive() {
 		select {
 		case <-s.done:
 			return
-		case <-tick.C:
+		case <-timer.C:
 		case <-kick:
 		}
-		if s.parked.Load() {
-			continue
+		now := nanos(s.cfg.now)
+		// Parked: nothing falls due until the reader goes on, which
+		// is looked at as the ticks did.
+		due := now + int64(min(k, to)/2)
+		if !s.parked.Load() {
+			var dead bool
+			if due, dead = check(now); dead {
+				s.shutdown(ErrKeepAlive, false)
+				return
+			}
 		}
-		if _, dead := check(nanos(s.cfg.now)); dead {
-			s.shutdown(ErrKeepAlive, false)
-			return
-		}
+		// At least 1 ms apart: a KeepAlive of 1 ns ticked every 1 ms.
+		timer.Reset(max(time.Duration(due-now), time.Millisecond))
 	}
 }
 
