@@ -166,7 +166,10 @@ type inCall struct {
 	// leave of the caller then ends the invocation without a second one.
 	// The spec's callee expects at most one INTERRUPT per invocation.
 	interrupted bool
-	remote      *meshOrigin // the caller is on another node (caller is then nil)
+	// timed, for a caller on another node, is set when the invocation
+	// has a timer of its own here (meshInvExpired).
+	timed  bool
+	remote *meshOrigin // the caller is on another node (caller is then nil)
 	// frozen, for a progressive call invocation, is what of its first
 	// INVOCATION's Details the later ones repeat (nil when nothing).
 	frozen *frozenInv

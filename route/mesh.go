@@ -608,6 +608,10 @@ type MeshStats struct {
 	// PresenceAnnounced counts the on_leave this node announced to its
 	// subscribers for sessions of nodes that left the mesh.
 	PresenceAnnounced atomic.Uint64
+	// InvocationsExpired counts invocations from other nodes' callers
+	// ended here past their caller's timeout (and a grace), their
+	// caller's node's interrupt lost on its way (a link cut).
+	InvocationsExpired atomic.Uint64
 }
 
 // AttachMesh joins the router to a mesh as the node name (unique in the

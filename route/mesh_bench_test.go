@@ -63,7 +63,8 @@ type meshPair struct {
 	dec            proto.Decoder
 	m              proto.Message
 	call, yield    []byte
-	envA, envB     []byte // the envelopes handed over, when reused
+	callOpts       proto.Raw // the CALL's options, when set (a timeout)
+	envA, envB     []byte    // the envelopes handed over, when reused
 }
 
 const meshPairProc = "com.bench.mesh"
@@ -98,7 +99,7 @@ func newMeshPair(b *testing.B, ser proto.Serializer) *meshPair {
 // of the pair's (every message of the call has been sent when round
 // returns, so nothing holds it).
 func (p *meshPair) round(req uint64, fresh bool) error {
-	p.call, _ = p.enc.Append(p.call[:0], p.ser, &proto.Message{Type: proto.CodeCall, Request: req, URI: meshPairProcB, Args: p.args})
+	p.call, _ = p.enc.Append(p.call[:0], p.ser, &proto.Message{Type: proto.CodeCall, Request: req, Dict: p.callOpts, URI: meshPairProcB, Args: p.args})
 	n := p.ma.n
 	p.ra.Shard(0).Receive(p.caller, p.call)
 	p.xa.run()
@@ -177,6 +178,15 @@ func TestMeshCallAllocations(t *testing.T) {
 		if n := testing.AllocsPerRun(200, round); n > 3 {
 			t.Errorf("%v: %v allocations per call across nodes, want at most 3", ser, n)
 		}
+		// With a timeout, which also bounds the invocation on the
+		// callee's node (meshInvExpired): a timer on each node, no more
+		// allocations.
+		p.callOpts, _ = proto.EncodeValue(ser, map[string]any{"timeout": 60000})
+		round()
+		if n := testing.AllocsPerRun(200, round); n > 3 {
+			t.Errorf("%v: %v allocations per call across nodes with a timeout, want at most 3", ser, n)
+		}
+		p.callOpts = proto.Raw{}
 		p.ra.Close()
 		p.rb.Close()
 	}

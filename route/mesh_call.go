@@ -820,7 +820,9 @@ func (r *Router) meshInvokeTask(from MeshNode, env []byte, only *Shard, held boo
 		mc.c.queued = cost
 		cs.shard.callBacklog.Add(cost)
 	}
-	t := task{kind: tInvoke, s: cs, reg: reg, c: mc.c}
+	// a: how long the caller's node waits for the call (ms, 0 for ever),
+	// for the invocation's bound here (meshInvExpired).
+	t := task{kind: tInvoke, s: cs, reg: reg, c: mc.c, a: mc.timeout}
 	if mc.flags&ccRecvProg != 0 {
 		t.flags |= tfRecvProg
 	}
@@ -1182,6 +1184,15 @@ func (s *Shard) meshDeliver(t *task, repicked bool) {
 		s.minvs = map[minvKey]minv{}
 	}
 	s.minvs[key] = minv{ss: cs, inv: inv}
+	if t.a > 0 {
+		// The caller's node ends the call at its timeout and sends its
+		// interrupt then; one lost on its way (a link cut and restored
+		// within the peer timeout: NATS is at most once) left the
+		// invocation held here, and the callee working on it, until the
+		// callee answered: for ever for one waiting for its INTERRUPT.
+		ic.timed = true
+		s.addTimer(timer{due: deadlineAfter(s.r.coarseNow(), meshInvBound(t.a)), kind: tmMeshInv, sess: cs, id: inv})
+	}
 	if err := s.sendInvocation(t, cs, ic, inv, mo.caller.id, mo.caller.authID, mo.caller.authRole); err != nil {
 		s.meshEndInvocation(cs, inv, ic)
 		s.countRefusedSend(err)
@@ -1273,8 +1284,43 @@ func (s *Shard) meshFeatureRefused(t *task, cs *Session, msg string) {
 	}
 }
 
+// meshInvGrace is how long past its caller's timeout a call from another
+// node is held here (meshInvExpired): the caller's node's own interrupt,
+// sent at the timeout, comes first when it is not lost.
+const meshInvGrace = time.Second
+
+// meshInvBound is how long an invocation from another node whose caller's
+// node waits ms milliseconds for it is held here at most.
+func meshInvBound(ms uint64) time.Duration {
+	const most = uint64(1<<62) / uint64(time.Millisecond) // a broken node's value
+	return time.Duration(min(ms, most))*time.Millisecond + meshInvGrace
+}
+
+// meshInvExpired ends the invocation inv of callee ss, from a caller on
+// another node, whose caller's node stopped waiting for it over
+// meshInvGrace ago (its timeout): that node's interrupt was lost on its
+// way. The callee is interrupted (killnowait) and the caller's node told
+// (the call is over there: it drops the error). Before, the invocation
+// was held (one of max_invocations, and one of the callee's) until the
+// callee answered: for ever for a callee waiting for its INTERRUPT.
+func (s *Shard) meshInvExpired(ss *Session, inv uint64) {
+	ic := ss.invs[inv] // live() checked it is a remote caller's
+	ic.timed = false   // its timer is out of the heap
+	s.r.ms.stats.InvocationsExpired.Add(1)
+	mo := ic.remote
+	s.meshEndInvocation(ss, inv, ic)
+	if ss.feat&fCalleeCancel != 0 && !ic.interrupted {
+		s.sendInterrupt(ss, inv, proto.CancelKillNoWait, proto.URITimeout)
+	}
+	s.r.meshReplyError(mo.node, int(mo.shard), mo.callID, proto.URITimeout, "the call timed out")
+}
+
 // meshEndInvocation forgets an invocation of a remote caller.
 func (s *Shard) meshEndInvocation(cs *Session, inv uint64, ic *inCall) {
+	if ic.timed {
+		ic.timed = false
+		s.callTimersEnded(1) // its timer is dead in the heap (timer.live)
+	}
 	cs.dropInv(inv)
 	key := minvKey{ic.remote.node, ic.remote.callID}
 	if _, ok := s.minvs[key]; ok {

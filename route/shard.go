@@ -398,6 +398,7 @@ const (
 	tmMeta                          // a waiting meta call's timeout: id = its request id (meta.go)
 	tmWin                           // the end of a window's marks of delivered retained events: id = its subscription's id (retwin.go)
 	tmStops                         // send the interrupts the mesh refused again (lostStops); no session
+	tmMeshInv                       // the end of a call from another node held here: id = its invocation id (meshInvExpired)
 )
 
 // timerHeap is a min-heap of timers by deadline: container/heap's
@@ -536,6 +537,9 @@ func (t *timer) live() bool {
 		return ss.state == stEstablished && ss.winTimed(t.id, t.due) != nil
 	case tmStops:
 		return true // the shard's, not a session's (retryStops)
+	case tmMeshInv:
+		ic := ss.invs[t.id] // invocation ids are never reused on a shard
+		return ic != nil && ic.remote != nil && ss.state == stEstablished
 	}
 	return false
 }
@@ -580,6 +584,8 @@ func (s *Shard) runTimers() {
 			s.closeWin(t.sess, t.sess.winTimed(t.id, t.due))
 		case tmStops:
 			s.retryStops()
+		case tmMeshInv:
+			s.meshInvExpired(t.sess, t.id)
 		}
 	}
 	s.armNext()
