@@ -572,7 +572,22 @@ func (s *Shard) meshCancel(ss *Session, req uint64, oc *outCall, mode proto.Canc
 func (s *Shard) meshResult(t *task) {
 	mc, ok := s.mcalls[t.a]
 	if !ok {
-		return // the call ended meanwhile
+		// The call ended meanwhile. A progressive result says its callee
+		// streams on: the interrupt this node sent at the end may have
+		// been lost (a link cut and restored within the peer timeout),
+		// and the callee's node then held the invocation and its callee
+		// streamed across the link into this node, which dropped each
+		// result, for ever for an endless stream. It is told again
+		// (killnowait, as for a caller gone): a node that no longer
+		// holds the invocation ignores it.
+		if t.flags&tfProgress != 0 {
+			env := appendInterrupt(s.mbuf[:0], t.a, proto.CancelKillNoWait, proto.URICanceled)
+			s.mbuf = keepBuf(env)
+			if s.r.meshSendEnd(MeshNode(t.b), env) != nil {
+				s.r.ms.stats.SendFailed.Add(1)
+			}
+		}
+		return
 	}
 	oc := mc.ss.calls[mc.req]
 	if oc == nil || oc.invID != t.a || oc.node != MeshNode(t.b) {
