@@ -42,36 +42,34 @@ func splitBody(body []byte) (bridgeBody, *problem) {
 		return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "the body must be a JSON object")
 	}
 	i = skipWS(body, i+1)
+	var seen [3]bool // args, kwargs, options: given (null too)
 	for body[i] != '}' {
 		kEnd := skipValue(body, i) // the key: a string
-		key := body[i+1 : kEnd-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			// Written with escapes ("\u0061rgs" is "args" to any JSON
-			// parser): compared decoded. Before, it was refused as an
-			// unknown member.
-			var k string
-			if json.Unmarshal(body[i:kEnd], &k) == nil {
-				key = []byte(k)
-			}
-		}
+		key := memberName(body[i:kEnd])
 		i = skipWS(body, kEnd)
 		i = skipWS(body, i+1) // ':'
 		vEnd := skipValue(body, i)
 		val := body[i:vEnd]
 		var dst *[]byte
+		var n int
 		switch string(key) {
 		case "args":
-			dst = &b.args
+			dst, n = &b.args, 0
 		case "kwargs":
-			dst = &b.kwargs
+			dst, n = &b.kwargs, 1
 		case "options":
-			dst = &b.options
+			dst, n = &b.options, 2
 		default:
 			return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "unknown member "+strconv.Quote(string(key))+" (want args, kwargs, options)")
 		}
-		if *dst != nil {
+		if seen[n] {
+			// Also when the first was null: before, {"args":null,
+			// "args":[1]} called with [1], which a reader taking the
+			// first value (a filter in front of the gateway) read as
+			// no arguments.
 			return b, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "member "+strconv.Quote(string(key))+" given twice")
 		}
+		seen[n] = true
 		if string(val) != "null" {
 			*dst = val
 		}
@@ -95,6 +93,56 @@ func splitBody(body []byte) (bridgeBody, *problem) {
 	// Their WAMP check (wampJSON) is the caller's: callReq.checkWAMP,
 	// pubReq.checkWAMP.
 	return b, nil
+}
+
+// memberName returns the name of an object member, q its JSON string
+// (quotes included; valid JSON): the bytes between the quotes, or, when
+// written with escapes ("\u0061rgs" is "args" to any JSON parser), the
+// name decoded. Before, an escaped name was refused as an unknown member.
+func memberName(q []byte) []byte {
+	key := q[1 : len(q)-1]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		var k string
+		if json.Unmarshal(q, &k) == nil {
+			key = []byte(k)
+		}
+	}
+	return key
+}
+
+// optionsTwice returns the problem of an options object (valid JSON, its
+// members' names checked by decodeStrict) in which a member is given
+// twice, nil when none is: decoded, the last value of a name was taken, and
+// a reader taking the first (a filter in front of the gateway) read
+// another call or publication ({"acknowledge":true,"acknowledge":false}
+// was published unacknowledged). Its names are the options' few known
+// ones, so the first repeated is found within names' room.
+func optionsTwice(obj []byte) *problem {
+	var names [16][]byte
+	n := 0
+	i := skipWS(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return nil
+	}
+	for i = skipWS(obj, i+1); obj[i] != '}'; {
+		kEnd := skipValue(obj, i)
+		name := memberName(obj[i:kEnd])
+		for _, k := range names[:n] {
+			if bytes.Equal(k, name) {
+				return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: member "+strconv.Quote(string(name))+" given twice")
+			}
+		}
+		if n < len(names) {
+			names[n] = name
+			n++
+		}
+		i = skipWS(obj, kEnd)
+		i = skipWS(obj, i+1) // ':'
+		if i = skipWS(obj, skipValue(obj, i)); obj[i] == ',' {
+			i = skipWS(obj, i+1)
+		}
+	}
+	return nil
 }
 
 // wampJSON reports whether args and kwargs (nil: absent) are WAMP values

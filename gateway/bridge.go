@@ -385,6 +385,9 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (
 			p.detail = "options: " + p.detail
 			return callReq{}, nil, p
 		}
+		if p := optionsTwice(bb.options); p != nil {
+			return callReq{}, nil, p
+		}
 		o = *po
 	}
 	timeout := g.opts.CallTimeout
@@ -1216,6 +1219,10 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 	var o publishOptions
 	if p := decodeStrict(bb.options, &o); p != nil {
 		p.detail = "options: " + p.detail
+		writeProblem(w, p)
+		return
+	}
+	if p := optionsTwice(bb.options); p != nil {
 		writeProblem(w, p)
 		return
 	}
