@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -110,16 +113,38 @@ func memberName(q []byte) []byte {
 	return key
 }
 
-// optionsTwice returns the problem of an options object (valid JSON, its
-// members' names checked by decodeStrict) in which a member is given
-// twice, nil when none is: decoded, the last value of a name was taken, and
-// a reader taking the first (a filter in front of the gateway) read
-// another call or publication ({"acknowledge":true,"acknowledge":false}
-// was published unacknowledged). Its names are the options' few known
-// ones, so the first repeated is found within names' room.
-func optionsTwice(obj []byte) *problem {
-	var names [16][]byte
-	n := 0
+// callOptionNames and publishOptionNames are the names a bridge call's
+// and a publication's options take, as written: their structs' json
+// names.
+var (
+	callOptionNames    = jsonNames(callOptions{})
+	publishOptionNames = jsonNames(publishOptions{})
+)
+
+// jsonNames returns the json names of the fields of struct v.
+func jsonNames(v any) []string {
+	t := reflect.TypeOf(v)
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// optionNames checks the member names of an options object (valid JSON,
+// decoded by decodeStrict): each one of known, written exactly (escapes
+// decoded), and none twice. The decoder matches a name regardless of
+// case, Unicode's folding included ("DISCLOSE_ME", "Retain", a long s in
+// "di\u017fclo\u017fe_me" were taken), and takes the last value of a
+// name given twice: a filter in front of the gateway (a WAF, an audit of
+// the options) reading the names as written, or the first value, saw
+// another call or publication than the one made
+// ({"acknowledge":true,"acknowledge":false} was published unacknowledged).
+// The members of the body itself are matched exactly too (splitBody).
+func optionNames(obj []byte, known []string) *problem {
+	var seen uint64 // by index in known
 	i := skipWS(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return nil
@@ -127,15 +152,14 @@ func optionsTwice(obj []byte) *problem {
 	for i = skipWS(obj, i+1); obj[i] != '}'; {
 		kEnd := skipValue(obj, i)
 		name := memberName(obj[i:kEnd])
-		for _, k := range names[:n] {
-			if bytes.Equal(k, name) {
-				return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: member "+strconv.Quote(string(name))+" given twice")
-			}
+		k := slices.Index(known, string(name))
+		switch {
+		case k < 0:
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: unknown member "+strconv.Quote(string(name))+" (want "+strings.Join(known, ", ")+", written so)")
+		case seen&(1<<k) != 0:
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: member "+strconv.Quote(string(name))+" given twice")
 		}
-		if n < len(names) {
-			names[n] = name
-			n++
-		}
+		seen |= 1 << k
 		i = skipWS(obj, kEnd)
 		i = skipWS(obj, i+1) // ':'
 		if i = skipWS(obj, skipValue(obj, i)); obj[i] == ',' {

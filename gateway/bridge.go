@@ -385,7 +385,7 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (
 			p.detail = "options: " + p.detail
 			return callReq{}, nil, p
 		}
-		if p := optionsTwice(bb.options); p != nil {
+		if p := optionNames(bb.options, callOptionNames); p != nil {
 			return callReq{}, nil, p
 		}
 		o = *po
@@ -1222,7 +1222,7 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	if p := optionsTwice(bb.options); p != nil {
+	if p := optionNames(bb.options, publishOptionNames); p != nil {
 		writeProblem(w, p)
 		return
 	}
