@@ -183,7 +183,10 @@ func (t *tmpl) eval(b []byte, ctx any) (_ []byte, ok bool, err error) {
 	case tLit:
 		return append(b, t.lit...), true, nil
 	case tPtr:
-		v, found := lookup(ctx, t.ptr.tokens)
+		v, found, twice := lookupIn(ctx, t.ptr.tokens, true)
+		if twice > 0 {
+			return b, false, &twiceError{t.ptr.tokens[:twice]}
+		}
 		if !found {
 			if t.ptr.optional {
 				return b, false, nil
@@ -250,32 +253,55 @@ func (t *tmpl) eval(b []byte, ctx any) (_ []byte, ok bool, err error) {
 }
 
 // lookup follows tokens into a decoded JSON value, or into a rawJSON one
-// (a request's body, a call's result) without decoding it.
+// (a request's body, a call's result) without decoding it; of a member
+// an object gives twice, the last (as encoding/json decodes it).
 func lookup(v any, tokens []string) (any, bool) {
-	for _, t := range tokens {
+	v, found, _ := lookupIn(v, tokens, false)
+	return v, found
+}
+
+// lookupIn is lookup; with once (a request's values, which a route's
+// arguments are built from), a member a rawJSON object gives twice is
+// not taken: twice is then the number of tokens up to it (found false),
+// else 0. Before, the last value was taken ({"id":1,"id":2} called with
+// 2), where a filter in front of the gateway reading the first saw 1;
+// the bridge refuses a body naming its members twice (splitBody).
+func lookupIn(v any, tokens []string, once bool) (_ any, found bool, twice int) {
+	for n, t := range tokens {
 		switch x := v.(type) {
 		case rawJSON:
-			m, ok := rawMember(x, t)
+			m, ok, again := rawMember(x, t, once)
+			if again {
+				return nil, false, n + 1
+			}
 			if !ok {
-				return nil, false
+				return nil, false, 0
 			}
 			v = rawJSON(m)
 		case map[string]any:
 			var ok bool
 			if v, ok = x[t]; !ok {
-				return nil, false
+				return nil, false, 0
 			}
 		case []any:
 			i, err := strconv.Atoi(t)
 			if err != nil || i < 0 || i >= len(x) || (len(t) > 1 && t[0] == '0') {
-				return nil, false
+				return nil, false, 0
 			}
 			v = x[i]
 		default:
-			return nil, false
+			return nil, false, 0
 		}
 	}
-	return v, true
+	return v, true, 0
+}
+
+// twiceError is a member of the request's body, named by a route's
+// pointer, that the body gives twice.
+type twiceError struct{ tokens []string }
+
+func (e *twiceError) Error() string {
+	return "/" + strings.Join(e.tokens, "/") + " is given twice"
 }
 
 // textError is a string of the request that is not UTF-8 text.
@@ -300,11 +326,12 @@ type rawJSON []byte
 func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 
 // rawMember returns the value of member t of the object raw (the last of
-// that name, as encoding/json decodes an object whose names repeat), or
-// element t of the array raw (a decimal index without leading zeros, as
-// lookup takes it), without decoding anything else. raw must be valid
-// JSON without surrounding white space; so is the value returned.
-func rawMember(raw []byte, t string) ([]byte, bool) {
+// that name, as encoding/json decodes an object whose names repeat; with
+// once, none, and twice set, when the name repeats), or element t of the
+// array raw (a decimal index without leading zeros, as lookup takes it),
+// without decoding anything else. raw must be valid JSON without
+// surrounding white space; so is the value returned.
+func rawMember(raw []byte, t string, once bool) (_ []byte, _ bool, twice bool) {
 	switch raw[0] {
 	case '{':
 		var found []byte
@@ -321,29 +348,32 @@ func rawMember(raw []byte, t string) ([]byte, bool) {
 			i = skipWS(raw, i+1) // ':'
 			vEnd := skipValue(raw, i)
 			if match {
+				if ok && once {
+					return nil, false, true
+				}
 				found, ok = raw[i:vEnd], true
 			}
 			if i = skipWS(raw, vEnd); raw[i] == ',' {
 				i = skipWS(raw, i+1)
 			}
 		}
-		return found, ok
+		return found, ok, false
 	case '[':
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 0 || (len(t) > 1 && t[0] == '0') {
-			return nil, false
+			return nil, false, false
 		}
 		for i, k := skipWS(raw, 1), 0; raw[i] != ']'; k++ {
 			vEnd := skipValue(raw, i)
 			if k == n {
-				return raw[i:vEnd], true
+				return raw[i:vEnd], true, false
 			}
 			if i = skipWS(raw, vEnd); raw[i] == ',' {
 				i = skipWS(raw, i+1)
 			}
 		}
 	}
-	return nil, false
+	return nil, false, false
 }
 
 // asRawJSON checks that b is one JSON value and returns it as a rawJSON
