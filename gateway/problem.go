@@ -137,16 +137,30 @@ func (g *Server) wampProblem(uri string, args, kwargs []byte, errs map[string]in
 		// carries a challenge (RFC 9110 §15.5.2), as the gateway's own.
 		p.header = map[string]string{"WWW-Authenticate": g.challenge("")}
 	}
-	if len(args) > 2 && args[0] == '[' {
-		var first []json.RawMessage
-		if json.Unmarshal(args, &first) == nil && len(first) > 0 {
-			var s string
-			if json.Unmarshal(first[0], &s) == nil {
-				p.detail = s
-			}
-		}
+	if s, ok := firstString(args); ok {
+		p.detail = s
 	}
 	return p
+}
+
+// firstString returns the first element of args, a JSON array, when it is
+// a string. Only that element is looked at: the whole list was decoded,
+// one json.RawMessage per element, so that an ERROR of 400,000 small
+// arguments (800 KB) cost 400,000 allocations and about 50 MB (a 16 MiB
+// one about 1 GB) for its first string.
+func firstString(args []byte) (string, bool) {
+	if len(args) <= 2 || args[0] != '[' {
+		return "", false
+	}
+	i := skipWS(args, 1)
+	if i >= len(args) || args[i] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(args[i:skipValue(args, i)], &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // body renders the problem document.
