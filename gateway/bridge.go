@@ -1282,6 +1282,16 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	realm, topic := r.PathValue("realm"), r.PathValue("topic")
+	// A body (which a stream does not use) is read to its end first, as a
+	// GET route's is (discardBody): net/http notices its client's going
+	// away only then. Before, a stream whose GET carried one stayed open
+	// after its client had closed the connection, until a write failed
+	// (two keepalives, 30 s by default), with its slot, its subscription
+	// and the events queued to it.
+	if p := g.discardBody(r, g.opts.Limits.MaxBody); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	q := r.URL.Query()
 	var match proto.Match
 	switch q.Get("match") {
