@@ -55,9 +55,10 @@ func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invo
 			"force_reregister is not supported on a mesh: procedure "+strconv.Quote(uri)+" stays registered")
 		return true
 	}
-	if !reserveForceRemovals(s, old) {
+	owner := ss.subscriptionOwner()
+	if !reserveForceRemovals(s, old, owner) {
 		s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable,
-			"the event loop of a callee it would replace has as many removals waiting as it takes; retry later")
+			"the event loop of a callee it would replace has as many removals waiting as it takes, or as many of this client's as it may (a quarter of them); retry later")
 		return true
 	}
 	var pending atomic.Int32
@@ -71,7 +72,7 @@ func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invo
 		done := func() {
 			x.shard.registrationRemoved(x, reg, reasonReregistered)
 			if x.shard != s {
-				x.shard.giveBackRemovals(1)
+				x.shard.giveBackRemovals(owner, 1)
 			}
 			if pending.Add(-1) != 0 {
 				return
@@ -85,7 +86,7 @@ func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invo
 		if x.shard == s {
 			done()
 		} else if x.shard.Do(done) != nil {
-			x.shard.giveBackRemovals(1)
+			x.shard.giveBackRemovals(owner, 1)
 			if pending.Add(-1) == 0 {
 				s.Do(finish) // that loop stopped: its sessions are gone with it
 			}
@@ -96,13 +97,14 @@ func (s *Shard) forceReregister(ss *Session, req uint64, match proto.Match, invo
 
 // reserveForceRemovals counts, in the removeBacklog of each shard other
 // than s holding a session of old, removeOverhead for each of them that
-// forceReregister posts there, within maxRemoveBacklog (as postRemoval:
-// one removal always may wait), and reports whether all fit; when one
+// forceReregister posts there, for owner (the REGISTER's session's),
+// within maxRemoveBacklog and owner's share of it (removeFits, as
+// postRemoval), and reports whether all fit; when one
 // does not, what it counted is given back. Before, these removals were
 // not bounded: while a callee's loop was busy every repeat of a REGISTER
 // with force_reregister posted one for each callee there, and one
 // session's 20,000 of them over 64 callees held 40 MiB.
-func reserveForceRemovals(s *Shard, old []*Session) bool {
+func reserveForceRemovals(s *Shard, old []*Session, owner string) bool {
 	type count struct {
 		dst *Shard
 		n   int64
@@ -123,15 +125,11 @@ next:
 	}
 	for i, c := range counts {
 		c.dst.removeMu.Lock()
-		b := c.dst.removeBacklog.Load()
-		fits := b == 0 || b+c.n*removeOverhead <= maxRemoveBacklog
-		if fits {
-			c.dst.removeBacklog.Add(c.n * removeOverhead)
-		}
+		fits := c.dst.removeFits(owner, c.n*removeOverhead)
 		c.dst.removeMu.Unlock()
 		if !fits {
 			for _, d := range counts[:i] {
-				d.dst.giveBackRemovals(d.n)
+				d.dst.giveBackRemovals(owner, d.n)
 			}
 			return false
 		}
@@ -140,9 +138,10 @@ next:
 }
 
 // giveBackRemovals gives back what reserveForceRemovals counted for n
-// removals posted to s, as s runs them (or once it refused them).
-func (s *Shard) giveBackRemovals(n int64) {
+// removals of owner's posted to s, as s runs them (or once it refused
+// them).
+func (s *Shard) giveBackRemovals(owner string, n int64) {
 	s.removeMu.Lock()
-	s.removeBacklog.Add(-n * removeOverhead)
+	s.removeGone(owner, n*removeOverhead)
 	s.removeMu.Unlock()
 }

@@ -1089,7 +1089,7 @@ func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]an
 	if !reg.list().has(x) {
 		return nil, &metaErr{proto.URINoSuchRegistration, "session " + strconv.FormatUint(session, 10) + " is not a callee of registration " + strconv.FormatUint(id, 10)}
 	}
-	if !s.postRemoval(task{kind: tRemoveReg, s: x, reg: reg, c: &carry{uri: reason}}) {
+	if !s.postRemoval(ss, task{kind: tRemoveReg, s: x, reg: reg, c: &carry{uri: reason}}) {
 		return nil, removalsFull
 	}
 	return nil, nil
@@ -1112,7 +1112,7 @@ func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[strin
 	if !sub.subscribers().has(x) {
 		return nil, &metaErr{proto.URINoSuchSubscription, "session " + strconv.FormatUint(session, 10) + " is not a subscriber of subscription " + strconv.FormatUint(id, 10)}
 	}
-	if !s.postRemoval(task{kind: tRemoveSub, s: x, subs: []*subscription{sub}, c: &carry{uri: reason}}) {
+	if !s.postRemoval(ss, task{kind: tRemoveSub, s: x, subs: []*subscription{sub}, c: &carry{uri: reason}}) {
 		return nil, removalsFull
 	}
 	return nil, nil
@@ -1121,7 +1121,8 @@ func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[strin
 // maxRemoveBacklog bounds the bytes of the meta API's removals from this
 // node's other shards waiting for one shard (Shard.removeBacklog), each
 // counted its reason and removeOverhead: about 15,000 removals without a
-// reason, 1,800 with a reason of 4 KiB.
+// reason, 1,800 with a reason of 4 KiB. One owner's at most a quarter of
+// it (removeFits).
 const maxRemoveBacklog = 8 << 20
 
 // removeOverhead is what a removal waiting for a shard holds besides its
@@ -1130,13 +1131,14 @@ const maxRemoveBacklog = 8 << 20
 const removeOverhead = 512
 
 // removalsFull is the answer to a removal refused for its session's
-// shard's backlog.
-var removalsFull = &metaErr{proto.URIUnavailable, "the session's event loop has as many removals waiting as it takes; retry later"}
+// shard's backlog, or its caller's share of it.
+var removalsFull = &metaErr{proto.URIUnavailable, "the session's event loop has as many removals waiting as it takes, or as many of this client's as it may (a quarter of them); retry later"}
 
-// postRemoval runs removal t (tRemoveReg, tRemoveSub) on its session's
-// shard: at once on this one, else through that shard's mailbox, within
-// maxRemoveBacklog (one removal always may wait), and reports whether it
-// did. Before, removals waiting for a busy shard were not bounded: the
+// postRemoval runs removal t (tRemoveReg, tRemoveSub), which ss asked
+// for, on its session's shard: at once on this one, else through that
+// shard's mailbox, within maxRemoveBacklog and ss's owner's share of it
+// (removeFits; one removal always may wait), and reports whether it did.
+// Before, removals waiting for a busy shard were not bounded: the
 // session stays a callee (subscriber) there until the shard runs the
 // removal, and 20,000 removals of it with a 4 KB reason held 86 MiB.
 //
@@ -1148,7 +1150,7 @@ var removalsFull = &metaErr{proto.URIUnavailable, "the session's event loop has 
 // without a reason 16,384 times while the shard was busy had every other
 // removal of its sessions, any realm's operator's, refused
 // (TestRepeatedRemovalLeavesRoomForOthers).
-func (s *Shard) postRemoval(t task) bool {
+func (s *Shard) postRemoval(ss *Session, t task) bool {
 	dst := t.s.shard
 	if dst == s {
 		s.run(&t)
@@ -1156,24 +1158,69 @@ func (s *Shard) postRemoval(t task) bool {
 	}
 	k := removalKey(&t)
 	n := int64(len(t.c.uri)) + removeOverhead
+	owner := ss.subscriptionOwner()
 	dst.removeMu.Lock()
 	if _, waiting := dst.removing[k]; waiting {
 		dst.removeMu.Unlock()
 		return true
 	}
-	if b := dst.removeBacklog.Load(); b > 0 && b+n > maxRemoveBacklog {
+	if !dst.removeFits(owner, n) {
 		dst.removeMu.Unlock()
 		return false
 	}
 	if dst.removing == nil {
-		dst.removing = map[removeKey]struct{}{}
+		dst.removing = map[removeKey]string{}
 	}
-	dst.removing[k] = struct{}{}
-	dst.removeBacklog.Add(n)
+	dst.removing[k] = owner
 	dst.removeMu.Unlock()
 	t.b = uint64(n)
 	dst.post(t)
 	return true
+}
+
+// removeFits counts n more bytes of owner's removals waiting for s in
+// removeBacklog, and in removeBy, and reports whether it did: not past
+// maxRemoveBacklog, nor, for an owner other than "", past a quarter of
+// it or what would then be left free, as the router's other shared
+// bounds (testamentBudget.charge): owners that take all they may hold at
+// most k/(k+1) of it between k of them. One removal always may wait.
+// Before, the bound was every caller's: one authid removing its own
+// sessions' 2,000 registrations and subscriptions with a 4 KB reason
+// while their loop was busy took all of it, and every other removal of
+// that loop's sessions, another realm's operator's, was refused
+// (TestRemovalShareLeavesRoomForOthers). Under s.removeMu.
+func (s *Shard) removeFits(owner string, n int64) bool {
+	b := s.removeBacklog.Load()
+	after := b + n
+	o := s.removeBy[owner]
+	if b > 0 && (after > maxRemoveBacklog || owner != "" && (o+n > maxRemoveBacklog/4 || o+n > maxRemoveBacklog-after)) {
+		return false
+	}
+	s.removeBacklog.Add(n)
+	if owner != "" {
+		if s.removeBy == nil {
+			s.removeBy = map[string]int64{}
+		}
+		s.removeBy[owner] = o + n
+	}
+	return true
+}
+
+// removeGone gives back n bytes of owner's that removeFits counted.
+// Under s.removeMu.
+func (s *Shard) removeGone(owner string, n int64) {
+	s.removeBacklog.Add(-n)
+	if owner == "" {
+		return
+	}
+	if o := s.removeBy[owner] - n; o > 0 {
+		s.removeBy[owner] = o
+	} else {
+		delete(s.removeBy, owner)
+		if len(s.removeBy) == 0 {
+			s.removeBy = nil // its buckets go with a burst's end
+		}
+	}
 }
 
 // removeKey names a removal waiting for its session's shard: the session
@@ -1193,18 +1240,20 @@ func removalKey(t *task) removeKey {
 }
 
 // removalRun gives back what removal t, posted by postRemoval, held of
-// the shard's backlog, and its place in Shard.removing, as the shard
-// runs it. Owned by shard.
+// the shard's backlog and its owner's share, and its place in
+// Shard.removing, as the shard runs it. Owned by shard.
 func (s *Shard) removalRun(t *task) {
 	if t.b == 0 { // run inline by its own shard
 		return
 	}
+	k := removalKey(t)
 	s.removeMu.Lock()
-	delete(s.removing, removalKey(t))
+	owner := s.removing[k]
+	delete(s.removing, k)
 	if len(s.removing) == 0 {
 		s.removing = nil // its buckets go with a burst's end
 	}
-	s.removeBacklog.Add(-int64(t.b))
+	s.removeGone(owner, int64(t.b))
 	s.removeMu.Unlock()
 }
 

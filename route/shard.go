@@ -53,10 +53,17 @@ type Shard struct {
 	removeBacklog atomic.Int64
 	// removing is the removals counted in removeBacklog, by session and
 	// registration (subscription): a repeat of one still waiting posts
-	// nothing (postRemoval). removeMu guards it and removeBacklog's
-	// changes; a leaf lock.
+	// nothing (postRemoval); each names the owner it counts for.
+	// removeMu guards it, removeBy and removeBacklog's changes; a leaf
+	// lock.
 	removeMu sync.Mutex
-	removing map[removeKey]struct{}
+	removing map[removeKey]string
+	// removeBy is removeBacklog by owner, whose removals they are (the
+	// caller's client address or authid, Session.subscriptionOwner; the
+	// owner "", the HTTP gateway's sessions, counts in the total only):
+	// each at most a quarter of maxRemoveBacklog and no more than it
+	// leaves free (removeFits). An owner goes with its last byte.
+	removeBy map[string]int64
 	// metaPosted is the meta events posted to this shard (metaFanout,
 	// tMeta) and not yet delivered: while there are none, the
 	// shard delivers the meta events it publishes to its own subscribers
