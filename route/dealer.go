@@ -47,6 +47,10 @@ type registration struct {
 	// (movePattern). Under Realm.mu.
 	walkBy string
 	walked bool
+	// replaced: a force_reregister took this registration over (overDone):
+	// out of the table, its callees' removals touch only their own
+	// records (detachCallee). Under Realm.mu.
+	replaced bool
 
 	callees atomic.Pointer[calleeList] // immutable, swapped under Realm.mu
 	rr      atomic.Uint64              // round-robin position
@@ -287,20 +291,24 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 		return
 	}
 	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.wallNow()}
-	if m.Opt.Bool(proto.KeyForceReregister, false) && s.forceReregister(ss, m.Request, match, invoke, uri, ce) {
-		return // answered, or once the callees it replaces are off
+	force := m.Opt.Bool(proto.KeyForceReregister, false)
+	if force && s.forceRefusedOnMesh(ss, m.Request, match, uri) {
+		return
 	}
 	if s.r.mesh != nil && invoke == proto.InvokeSingle && (s.singlesFull(ss, m.Request, match, uri) || s.meshClaim(ss, m.Request, match, uri, ce)) {
 		return // refused, or REGISTERED or an ERROR once the mesh answers the claim
 	}
-	s.addCallee(ss, m.Request, match, invoke, uri, ce)
+	s.addCallee(ss, m.Request, match, invoke, uri, ce, force)
 }
 
 // addCallee adds ce to the registration (match, uri), creating it, and
 // answers the REGISTER request req: REGISTERED, or ERROR when the
 // registration exists with another policy or is single, or a bound of
-// wildcard registrations is reached.
-func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, ce callee) bool {
+// wildcard registrations is reached. With force (the REGISTER's
+// force_reregister) a registration whose callees are all of ss's
+// identity is replaced by a new one of ce in the same step
+// (forceReregister).
+func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, ce callee, force bool) bool {
 	// Authorized again: a REGISTER that waited for the mesh's claim
 	// store may have been overtaken by a reload that took the grant away
 	// (its re-check sees only the registrations made). Cached: one map
@@ -316,19 +324,39 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	rm := ss.realm
 	rm.mu.Lock()
 	reg, exists := rm.regs.get(match, uri)
+	// force_reregister: the registration it takes over, out of the table
+	// and its counts until ce is taken (overDone) or refused (unlock).
+	var over *overtaken
+	if force && exists {
+		var full bool
+		if over, full = s.takeOver(rm, ss, reg); full {
+			rm.mu.Unlock()
+			s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, msgForceRemovalsFull)
+			return false
+		}
+		if over != nil {
+			reg, exists = nil, false
+		}
+	}
+	unlock := func() {
+		if over != nil {
+			over.putBack(s.r, rm)
+		}
+		rm.mu.Unlock()
+	}
 	// A pattern this node's callees do not have yet (on a mesh the entry
 	// may exist for other nodes' callees only) counts toward the realm's
 	// bound; another callee of a shared one does not.
 	newPattern := wild && (!exists || reg.list().len() == 0)
 	if exists && !(ce.claimed && staleRemoteSingle(reg)) {
 		if errURI, why := registeredAlready(ss, reg, uri, invoke); why != "" {
-			rm.mu.Unlock()
+			unlock()
 			s.replyError(ss, proto.CodeRegister, req, errURI, why)
 			return false
 		}
 	}
 	if max := s.r.cfg.MaxRealmWildcardRegistrations; newPattern && rm.wildRegs >= max {
-		rm.mu.Unlock()
+		unlock()
 		s.wildcardRefused(ss, proto.CodeRegister, req, true, max)
 		return false
 	}
@@ -338,7 +366,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		// client's; not the in-process sessions' "", wildShare).
 		walkBy = ss.walkOwner()
 		if max := s.r.cfg.MaxRealmWildcardRegistrations; rm.wildRegsBy[walkBy] >= wildShare(max) && walkBy != "" {
-			rm.mu.Unlock()
+			unlock()
 			s.wildcardShareRefused(ss, proto.CodeRegister, req, walkBy, max)
 			return false
 		}
@@ -346,7 +374,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	if wild && !exists {
 		own := rm.regWalks.past(walkBy, uri)
 		if own || rm.regs.wildWalkPast(uri, maxWildcardWalk) {
-			rm.mu.Unlock()
+			unlock()
 			s.wildcardWalkRefused(ss, proto.CodeRegister, req, uri, walkBy, own)
 			return false
 		}
@@ -357,17 +385,20 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	// shares it (regHoldCost): 600 workers of one address sharing the
 	// same 4 patterns were refused past the 500th.
 	cost := regHoldCost(uri)
-	if newPattern {
+	if newPattern && !over.keepsIndex(ss) {
 		cost = regCost(match, uri)
 	}
 	if !s.r.regBytes.charge(ss.registrationOwner(), cost, s.r.cfg.MaxRegistrationBytes) {
-		rm.mu.Unlock()
+		unlock()
 		s.registrationBytesRefused(ss, req)
 		return false
 	}
 	if newPattern {
 		rm.wildRegs++
 		rm.wildRegsBy.add(walkBy)
+	}
+	if over != nil {
+		s.overDone(rm, over, ss)
 	}
 	// This node's first callee: on_create (on a mesh the entry may exist
 	// for other nodes' callees only; each node announces its own part).
@@ -403,6 +434,9 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 	}
 	rm.metaPush(metaItem{topic: metaRegOnRegister, sess: ss.id, id: reg.id})
 	rm.mu.Unlock()
+	if over != nil {
+		s.removeOvertaken(ss, over)
+	}
 	if ss.regs == nil {
 		ss.regs = map[uint64]regRef{}
 	}
@@ -511,9 +545,6 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	if shrinkDue(&ss.regsPeak, n, len(ss.regs)) {
 		shrinkMap(&ss.regs, &ss.regsPeak)
 	}
-	if had {
-		s.r.regBytes.release(ss.subOwner, regHoldCost(ref.reg.uri)) // charged by addCallee
-	}
 	wild := reg.match == proto.MatchWildcard
 	if wild {
 		ss.wildRegs--
@@ -524,6 +555,19 @@ func (s *Shard) detachCallee(ss *Session, reg *registration) {
 	rm := ss.realm
 	deleted := false
 	rm.mu.Lock()
+	if had && !ref.reg.replaced { // a replaced one's went at its take-over (takeOver)
+		s.r.regBytes.release(ss.subOwner, regHoldCost(ref.reg.uri)) // charged by addCallee
+	}
+	if reg.replaced {
+		// Taken over by a force_reregister (overDone), which did the
+		// table's part, its callees' bytes and its meta events: ss's
+		// callee record only.
+		if ref.reg == reg {
+			reg.callees.Store(reg.list().without(ref.seq))
+		}
+		rm.mu.Unlock()
+		return
+	}
 	old := reg.list()
 	l := old
 	if ref.reg == reg {

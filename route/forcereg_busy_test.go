@@ -22,9 +22,12 @@ import (
 // wamp.registration.remove_callee are bounded (postRemoval, 8 MiB a loop),
 // these were not. A session repeating the REGISTER for a registration of
 // its own authid's 64 callees on the busy loop made the router hold ever
-// more (20,000 REGISTERs: 40 MiB). Past the loop's bound of waiting removals the REGISTER is now
-// refused with wamp.error.unavailable before it does anything, and it is
-// carried out once the loop runs again.
+// more (20,000 REGISTERs: 40 MiB). The removals it posts now count in the
+// loop's bound of waiting removals (past it the REGISTER is refused with
+// wamp.error.unavailable before it does anything), and since the take-over
+// is one step (TestForceReregisterHasNoGap) the first REGISTER takes the
+// 64 callees off the registration at once: the repeats replace its own
+// new callee, on its own loop, and post nothing more to the busy one.
 func TestForceReregisterForBusyLoopBounded(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "extra", Authenticators: []route.Authenticator{extraAuth{}}}}, Shards: 2, Logger: quiet})
@@ -130,9 +133,6 @@ func TestForceReregisterForBusyLoopBounded(t *testing.T) {
 	t.Logf("%d REGISTERs with force_reregister of %d callees on a busy loop: %d refused unavailable, the router holds %.1f MiB more", n, callees, refused, held)
 	if held > 16 {
 		t.Fatalf("%d REGISTERs with force_reregister of %d callees on a busy loop: the router holds %.1f MiB more, want at most 16", n, callees, held)
-	}
-	if refused == 0 {
-		t.Fatal("no REGISTER refused past the bound")
 	}
 	forcer := dialOn(0)
 	force := &client.RegisterOptions{Invoke: "roundrobin", Options: map[string]any{"force_reregister": true}}

@@ -1771,7 +1771,7 @@ func (s *Shard) nextClaim(ss *Session) {
 			return
 		}
 		if !s.meshClaim(ss, c.req, c.match, c.uri, c.ce) {
-			s.addCallee(ss, c.req, c.match, proto.InvokeSingle, c.uri, c.ce)
+			s.addCallee(ss, c.req, c.match, proto.InvokeSingle, c.uri, c.ce, false)
 		}
 	}
 }
@@ -1912,7 +1912,7 @@ func (s *Shard) grantSettled(g *heldGrant) {
 		case stands:
 			s.replyError(g.ss, proto.CodeRegister, g.req, proto.URIProcedureAlreadyExists, "procedure "+strconv.Quote(g.uri)+" is already registered")
 		case !s.meshClaim(g.ss, g.req, g.match, g.uri, g.ce):
-			s.addCallee(g.ss, g.req, g.match, proto.InvokeSingle, g.uri, g.ce)
+			s.addCallee(g.ss, g.req, g.match, proto.InvokeSingle, g.uri, g.ce, false)
 		}
 		return
 	}
@@ -1950,7 +1950,7 @@ func (s *Shard) claimDone(ss *Session, req uint64, match proto.Match, uri string
 		// behind it, says the procedure is free. Provisional: the
 		// directory is all there is to go by.
 		ce.claimed = !provisional
-		if !s.addCallee(ss, req, match, proto.InvokeSingle, uri, ce) {
+		if !s.addCallee(ss, req, match, proto.InvokeSingle, uri, ce, false) {
 			s.r.mesh.Release(rm.name, match, uri)
 		}
 	}

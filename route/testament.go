@@ -100,6 +100,21 @@ func (b *testamentBudget) release(owner string, n int64) {
 	b.mu.Unlock()
 }
 
+// restore counts again n bytes of owner's that release gave back while
+// they were still held (a force_reregister's take-over refused: putBack),
+// whatever the bound: before its release they were counted.
+func (b *testamentBudget) restore(owner string, n int64) {
+	b.mu.Lock()
+	b.total += n
+	if owner != "" {
+		if b.by == nil {
+			b.by = map[string]int64{}
+		}
+		b.by[owner] += n
+	}
+	b.mu.Unlock()
+}
+
 // move counts n bytes charged to from to owner to instead, when to's
 // share can take them as charge would (a quarter of max, and no more than
 // max leaves free): they are held already (a wildcard pattern's index
