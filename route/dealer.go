@@ -287,11 +287,11 @@ func (s *Shard) register(ss *Session, m *proto.Message) {
 	// session had none yet (4,160 over the limit at once). Checked again
 	// by addCallee (several REGISTERs may wait for their mesh claims at
 	// once); here so that no claim is made in vain.
-	if s.registrationsFull(ss, m.Request, match, invoke, uri, len(ss.regs)+ss.claims.busy+len(ss.claims.q)) {
+	force := m.Opt.Bool(proto.KeyForceReregister, false)
+	if s.registrationsFull(ss, m.Request, match, invoke, uri, len(ss.regs)+ss.claims.busy+len(ss.claims.q), force) {
 		return
 	}
 	ce := callee{s: ss, discloseCaller: m.Opt.Bool(proto.KeyDiscloseCaller, false), forwardTimeout: m.Opt.Bool(proto.KeyForwardTimeout, false), at: s.r.wallNow()}
-	force := m.Opt.Bool(proto.KeyForceReregister, false)
 	if force && s.forceRefusedOnMesh(ss, m.Request, match, uri) {
 		return
 	}
@@ -318,7 +318,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		return false
 	}
 	wild := match == proto.MatchWildcard
-	if s.registrationsFull(ss, req, match, invoke, uri, len(ss.regs)) {
+	if s.registrationsFull(ss, req, match, invoke, uri, len(ss.regs), force) {
 		return false
 	}
 	rm := ss.realm
@@ -1806,13 +1806,16 @@ func registeredAlready(ss *Session, reg *registration, uri string, invoke proto.
 // procedure_already_exists anyway (the session's own, or a single one), or
 // for its policy, is answered so, as below the bounds: before, at the bound a duplicate got
 // wamp.error.unavailable, as if one more registration were the matter.
-func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, n int) bool {
+// One with force (force_reregister) that would take the registration
+// over (takeOver) gets the bound's error: below it, it would be one more
+// registration of the session (before, procedure_already_exists).
+func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, invoke proto.Invoke, uri string, n int, force bool) bool {
 	full := n >= s.r.cfg.MaxRegistrations
 	wildFull := match == proto.MatchWildcard && ss.wildRegs >= s.r.cfg.MaxWildcardRegistrations
 	if !full && !wildFull {
 		return false
 	}
-	errURI, why := s.refusedAnyway(ss, match, invoke, uri)
+	errURI, why := s.refusedAnyway(ss, match, invoke, uri, force)
 	switch {
 	case why != "":
 		s.replyError(ss, proto.CodeRegister, req, errURI, why)
@@ -1825,13 +1828,18 @@ func (s *Shard) registrationsFull(ss *Session, req uint64, match proto.Match, in
 }
 
 // refusedAnyway returns the error a REGISTER of (match, uri) with
-// invoke gets below the bounds (the procedure registered, or being
-// claimed), which it gets at them too; "" when it would be taken.
-func (s *Shard) refusedAnyway(ss *Session, match proto.Match, invoke proto.Invoke, uri string) (errURI, why string) {
+// invoke (and force_reregister, force) gets below the bounds (the
+// procedure registered, or being claimed), which it gets at them too; ""
+// when it would be taken, or would take the registration over
+// (takeOver's test).
+func (s *Shard) refusedAnyway(ss *Session, match proto.Match, invoke proto.Invoke, uri string, force bool) (errURI, why string) {
 	rm := ss.realm
 	rm.mu.RLock()
 	defer rm.mu.RUnlock()
 	if reg, ok := rm.regs.get(match, uri); ok {
+		if l := reg.list(); force && s.r.mesh == nil && l.len() > 0 && sameIdentity(ss, l) {
+			return "", ""
+		}
 		return registeredAlready(ss, reg, uri, invoke)
 	} else if invoke == proto.InvokeSingle && rm.mdir != nil && rm.mdir.claims[regKey{match, uri}] {
 		return proto.URIProcedureAlreadyExists, "procedure " + uri + " is being registered by another session" // as meshClaim says
@@ -1848,7 +1856,7 @@ func (s *Shard) singlesFull(ss *Session, req uint64, match proto.Match, uri stri
 	if max <= 0 || ss.singles+ss.claims.busy+len(ss.claims.q) < max {
 		return false
 	}
-	if errURI, why := s.refusedAnyway(ss, match, proto.InvokeSingle, uri); why != "" {
+	if errURI, why := s.refusedAnyway(ss, match, proto.InvokeSingle, uri, false); why != "" {
 		s.replyError(ss, proto.CodeRegister, req, errURI, why)
 		return true
 	}

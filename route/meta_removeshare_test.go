@@ -21,11 +21,22 @@ import (
 // and returns it with a dial of (realm, authid) that lands on a loop.
 func startAuthLoops(t *testing.T) (*loopRouter, func(realm, authid string, idx int) *client.Session) {
 	t.Helper()
+	return startAuthLoopsWith(t, nil)
+}
+
+// startAuthLoopsWith is startAuthLoops with the configuration changed by
+// mutate.
+func startAuthLoopsWith(t *testing.T, mutate func(*route.Config)) (*loopRouter, func(realm, authid string, idx int) *client.Session) {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := route.New(route.Config{Realms: []route.RealmConfig{
+	cfg := route.Config{Realms: []route.RealmConfig{
 		{Name: "a", Authenticators: []route.Authenticator{extraAuth{}}},
 		{Name: "b", Authenticators: []route.Authenticator{extraAuth{}}},
-	}, Shards: 2, Logger: quiet})
+	}, Shards: 2, Logger: quiet}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	r, err := route.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
