@@ -162,6 +162,9 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 	now := s.now()
 	key := sha256.Sum256([]byte(token))
 	if c := s.cache.get(key); c != nil {
+		if c.IssuedAt.After(now.Add(s.skew)) {
+			return nil, ErrTokenAhead
+		}
 		if !now.Before(c.Expiry) {
 			return nil, ErrTokenExpired
 		}
@@ -173,9 +176,11 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 	ring := s.ring.Load()
 	c, err := s.verify(token, now, false)
 	if c != nil && s.ring.Load() == ring { // else it may have been verified by a key that left
-		// An expired or revoked one too (genuine, its signature checked):
-		// its next uses are refused from the cache, at no signature
-		// check, as the gateway does not count them as failures.
+		// An expired, revoked or ahead one too (genuine, its signature
+		// checked): its next uses are refused from the cache, at no
+		// signature check, as the gateway does not count them as
+		// failures (an ahead one is taken from it once the clock
+		// reaches its iat).
 		s.cache.put(key, c)
 	}
 	if err != nil {
@@ -189,7 +194,7 @@ func (s *Server) VerifyAccessToken(token string) (*Claims, error) {
 // by more than the skew: revocation uses it. A revoked token comes back
 // with its claims and ErrTokenRevoked (revocation may still have to
 // record it on its own), an expired one with its claims and
-// ErrTokenExpired.
+// ErrTokenExpired, one issued ahead with its claims and ErrTokenAhead.
 //
 // A token issued ahead (the system clock stepped back since, or a node
 // whose clock leads by more than the skew issued it) is refused at a
@@ -213,9 +218,6 @@ func (s *Server) verify(token string, now time.Time, revoking bool) (*Claims, er
 	if jc.Iss != s.issuer || jc.Sub == "" || jc.Aud == "" || jc.Jti == "" || jc.Exp == 0 || jc.Iat == 0 {
 		return nil, ErrTokenClaims
 	}
-	if !revoking && time.Unix(jc.Iat, 0).After(now.Add(s.skew)) {
-		return nil, ErrTokenAhead // not cached: taken once the clock reaches it
-	}
 	c := &Claims{
 		Issuer: jc.Iss, Subject: jc.Sub, Audience: string(jc.Aud),
 		Expiry: time.Unix(jc.Exp, 0), IssuedAt: time.Unix(jc.Iat, 0),
@@ -223,6 +225,12 @@ func (s *Server) verify(token string, now time.Time, revoking bool) (*Claims, er
 	}
 	if jc.Scope != "" {
 		c.Scopes = strings.Fields(jc.Scope)
+	}
+	if !revoking && c.IssuedAt.After(now.Add(s.skew)) {
+		// With its claims: cached, so that its next uses cost no
+		// signature check (they are not counted as failures), and
+		// taken from the cache once the clock reaches its iat.
+		return c, ErrTokenAhead
 	}
 	if !revoking && !now.Before(c.Expiry) {
 		return c, ErrTokenExpired
