@@ -47,7 +47,17 @@ type deviceRec struct {
 	Status string     `json:"status"` // pending, approved, denied
 	Sub    string     `json:"sub,omitempty"`
 	Roles  []string   `json:"roles,omitempty"`
+	// Redeeming: when (unix seconds, by its node's clock) a poll of the
+	// approved code claimed it to make its tokens; other polls wait
+	// within redeemHold of it (grantDevice). 0: not claimed.
+	Redeeming int64 `json:"redeeming,omitempty"`
 }
+
+// redeemHold is how long a poll's claim on an approved device code holds
+// off the others: longer than making the tokens takes (a few store
+// round trips) and than the nodes' clocks differ; a claim its poll left
+// (its node stopped) is taken over after it.
+const redeemHold = time.Minute
 
 // nodePoll is one node's last poll of a device code.
 type nodePoll struct {
@@ -500,25 +510,54 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 			// answered 503 "try again" with the approval gone, and the
 			// retry got invalid_grant "unknown device code" (final for
 			// the device), counted as a guess against its address.
+			//
+			// One poll makes them: it claims the code first (a write
+			// from the revision read). Unclaimed, every poll racing it
+			// made a login, indexed among the user's, which at
+			// max_refresh_tokens ended her oldest other login before the
+			// losers deleted theirs: n polls sent at once logged n of
+			// her devices out.
+			if d.Redeeming != 0 && now.Unix()-d.Redeeming < int64(redeemHold/time.Second) && d.Redeeming-now.Unix() < int64(redeemHold/time.Second) {
+				return nil, &oauthError{status: http.StatusBadRequest, code: "authorization_pending", desc: "the approval is being redeemed by another request"}
+			}
 			l, oe := s.storedLogin(c, d.Realm, d.Sub, d.Roles, false, d.Scope)
 			if oe != nil {
 				return nil, oe
+			}
+			ttl := time.Unix(d.Exp, 0).Sub(now) + gcGrace
+			d.Redeeming = now.Unix()
+			b, _ := json.Marshal(d)
+			rev, err := s.store.Update(ctx, key, b, e.Revision, ttl)
+			if err != nil {
+				if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+					continue // a concurrent poll claimed it, or redeemed it: re-read
+				}
+				return nil, s.storeErr(err)
+			}
+			release := func() {
+				// The code stays approved: the device may poll again, at
+				// once (a release the store fails: after redeemHold).
+				d.Redeeming = 0
+				b, _ := json.Marshal(d)
+				s.store.Update(ctx, key, b, rev, ttl)
 			}
 			if c.can(GrantRefreshToken) {
 				l.gid, l.fam = randomToken(16), newFamilyID() // respond's, named here
 			}
 			resp, oe := s.respond(ctx, l, true)
 			if oe != nil {
-				return nil, oe // the code stays approved: the device may poll again
+				release()
+				return nil, oe
 			}
-			if err := s.store.Delete(ctx, key, e.Revision); err != nil {
+			if err := s.store.Delete(ctx, key, rev); err != nil {
 				if l.fam != "" {
 					// Its tokens are not sent: the login made for them goes.
 					s.store.Delete(ctx, "rt."+l.fam, 0)
 				}
 				if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
-					continue // a concurrent poll redeemed it, or polled: re-read
+					continue // its claim was taken over (past redeemHold): re-read
 				}
+				release()
 				return nil, s.storeErr(err)
 			}
 			s.store.Delete(ctx, "uc."+d.UserCode, 0)
