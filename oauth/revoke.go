@@ -516,6 +516,19 @@ func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err 
 	// ahead of this one's, its iat is after this node's now, and a cut-off
 	// at now left it valid (the revocation answered 200).
 	cut := max(now.Unix(), cl.IssuedAt.Unix())
+	if most := now.Add(s.skew).Unix() - 1; cut > most {
+		// Issued ahead by the skew or more (revoking takes such a token:
+		// a node whose clock leads by minutes issued it, or the clock
+		// stepped back since): a cut-off at its iat revoked every token
+		// this node issued to the subject until its clock got there
+		// (pastCut moves a token's iat the skew ahead at most), on every
+		// node. The cut-off stays within the skew, and the token is
+		// revoked by its jti: one entry past the bound.
+		cut = most
+		if err := s.revoke(ctx, cl.ID, cl.Expiry.Add(s.skew)); err != nil {
+			return false, err
+		}
+	}
 	exp := max(now.Add(s.cfg.Load().tokenTTL(cl.Audience, now)+s.skew).Unix(), cl.Expiry.Add(s.skew).Unix())
 	ck := cutKey(cl.ClientID, cl.Subject)
 	_, had := s.cuts.Load(ck)
