@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -51,6 +52,11 @@ type jwksVerifier struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]*gateway.Principal // guarded by mu
+	// early: genuine tokens issued ahead of this clock (iat or nbf past
+	// the skew), each with when it may be taken: their uses until then
+	// are refused without a signature check. Guarded by mu; at most
+	// jwtCacheMax.
+	early map[[32]byte]time.Time
 }
 
 const jwtCacheMax = 10000
@@ -108,7 +114,7 @@ func newJWKSVerifier(c *bearerConfig) (*jwksVerifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &jwksVerifier{path: c.JWKSFile, issuer: c.Issuer, audience: c.Audience, cache: map[[32]byte]*gateway.Principal{}}
+	v := &jwksVerifier{path: c.JWKSFile, issuer: c.Issuer, audience: c.Audience, cache: map[[32]byte]*gateway.Principal{}, early: map[[32]byte]time.Time{}}
 	v.keys.Store(newJWKSKeys(set, sha256.Sum256(b)))
 	return v, nil
 }
@@ -147,6 +153,7 @@ func (v *jwksVerifier) reloadKeys(deadline time.Time) (changed bool, kids, remov
 	v.keys.Store(ks)
 	v.mu.Lock()
 	clear(v.cache)
+	clear(v.early)
 	v.mu.Unlock()
 	for i := 0; i < set.Len(); i++ {
 		if k, ok := set.Key(i); ok {
@@ -272,6 +279,12 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 		// (gateway.ErrBearerStale), a genuine token no guess.
 		return nil, errTokenExpiredCached
 	}
+	v.mu.Lock()
+	from, early := v.early[h]
+	v.mu.Unlock()
+	if early && time.Now().Before(from) {
+		return nil, errTokenAhead
+	}
 	// The claims' types first: a registered claim of the wrong type is a
 	// malformed token, whether or not jwx would read it as a date that
 	// has passed.
@@ -281,7 +294,7 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	}
 	keys := v.keys.Load()
 	opts := []jwt.ParseOption{jwt.WithKeySet(keys.set, jws.WithInferAlgorithmFromKey(false)), jwt.WithValidate(true),
-		jwt.WithAcceptableSkew(30 * time.Second)}
+		jwt.WithAcceptableSkew(jwtSkew)}
 	if v.issuer != "" {
 		opts = append(opts, jwt.WithIssuer(v.issuer))
 	}
@@ -292,6 +305,20 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired()) {
 			return nil, errors.New("the token has expired")
+		}
+		if errors.Is(err, jwt.ErrInvalidIssuedAt()) || errors.Is(err, jwt.ErrTokenNotYetValid()) {
+			// Genuine (jwx validates the claims once the signature is
+			// checked), issued ahead of this clock: the issuer's clock
+			// leads, or this one stepped back. Refused as not valid, it
+			// was counted as a forgery: 30 requests of a client with its
+			// fresh token locked its address out (429), other clients'
+			// good tokens too. Remembered, so that its uses until it may
+			// be taken cost no signature check, uncounted.
+			if v.ownIssuer != "" && claimsIssuer(token, v.ownIssuer) {
+				return nil, errOwnIssuer
+			}
+			v.rememberEarly(h, keys, usableFrom(msg.Payload()))
+			return nil, errTokenAhead
 		}
 		return nil, errToken
 	}
@@ -338,6 +365,45 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	v.cache[h] = p
 	v.mu.Unlock()
 	return p, nil
+}
+
+// jwtSkew is the clock difference taken on a token's dates (jwx's
+// acceptable skew).
+const jwtSkew = 30 * time.Second
+
+// errTokenAhead refuses a genuine token issued ahead of this server's
+// clock (its iat or nbf past the skew): gateway.ErrBearerStale.
+var errTokenAhead error = staleErr("the token was issued ahead of this server's clock (its iat or nbf more than 30 s in the future); try again later")
+
+// usableFrom is when a token whose claims are payload (its registered
+// dates numbers: registeredClaimTypes) may be taken: its iat and nbf,
+// whichever is later, less the skew.
+func usableFrom(payload []byte) time.Time {
+	var d struct{ Iat, Nbf float64 }
+	json.Unmarshal(payload, &d)
+	return time.Unix(int64(math.Ceil(max(d.Iat, d.Nbf))), 0).Add(-jwtSkew)
+}
+
+// rememberEarly keeps h, a genuine token verified with keys that may be
+// taken from from on (or until a reload swaps the key set).
+func (v *jwksVerifier) rememberEarly(h [32]byte, keys *jwksKeys, from time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.keys.Load() != keys {
+		return
+	}
+	if len(v.early) >= jwtCacheMax {
+		now := time.Now()
+		for k, t := range v.early {
+			if !now.Before(t) {
+				delete(v.early, k)
+			}
+		}
+		if len(v.early) >= jwtCacheMax {
+			clear(v.early)
+		}
+	}
+	v.early[h] = from
 }
 
 // errTokenExpiredCached refuses a token verified before that has expired
