@@ -133,6 +133,10 @@ func TestVerifyRefusesBadTokens(t *testing.T) {
 		{"no aud", forge(hdrWith("", nil), with("aud", nil), ourSig), ErrTokenClaims},
 		{"two audiences", forge(hdrWith("", nil), with("aud", []string{"realm1", "realm2"}), ourSig), ErrTokenMalformed},
 		{"iat in the future", forge(hdrWith("", nil), with("iat", e.clock.Now().Add(time.Hour).Unix()), ourSig), ErrTokenAhead},
+		// ErrTokenAhead is not counted as a failure: a forgery with a
+		// future iat must fail its signature check first.
+		{"foreign key, iat in the future", forge(hdrWith("", nil), with("iat", e.clock.Now().Add(time.Hour).Unix()), func(b []byte) []byte { return ed25519.Sign(other, b) }), ErrTokenSignature},
+		{"tampered payload, iat in the future", parts[0] + "." + b64(mustJSON(with("iat", e.clock.Now().Add(time.Hour).Unix()))) + "." + parts[2], ErrTokenSignature},
 		{"expired", forge(hdrWith("", nil), with("exp", e.clock.Now().Unix()-1), ourSig), ErrTokenExpired},
 		{"not a JWT", "hello", ErrTokenMalformed},
 		{"four parts", good + ".x", ErrTokenMalformed},
