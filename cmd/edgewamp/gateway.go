@@ -276,6 +276,7 @@ func (c *config) validateGateway(errs *[]error) {
 	}
 	c.validateKeyNames(errs)
 	c.validateBearerRoutes(errs)
+	c.validateAnonymousRoutes(errs)
 	c.validateGatewayRoles(errs)
 	c.validateRouteKeyRealms(errs)
 	c.validateRouteScopes(errs)
@@ -438,6 +439,30 @@ func (c *config) validateBearerRoutes(errs *[]error) {
 			bound = fmt.Sprintf("; gateway.bearer.audience %q binds its tokens to realm %q", g.Bearer.Audience, jwksRealm)
 		}
 		c.errAt(errs, fmt.Sprintf("gateway.routes[%d] (%s) takes only bearer tokens (auth.type bearer), and none would be accepted on realm %q: configure gateway.bearer, or an oauth: block on the realm (every request would be refused)%s", i, name, rt.Realm, bound),
+			"gateway", "routes", i, "auth", "type")
+	}
+}
+
+// validateAnonymousRoutes refuses a route of auth type none without a
+// role on a realm that takes no anonymous clients (takesAnonymous): such
+// a route acts as the realm's anonymous principal (realmAccess), which
+// that realm does not have, so every request to it was refused 401 "this
+// realm needs credentials", on a route written to need none, and
+// check-config said ok.
+func (c *config) validateAnonymousRoutes(errs *[]error) {
+	anon := map[string]bool{}
+	for i := range c.Realms {
+		anon[c.Realms[i].Name] = c.Realms[i].takesAnonymous()
+	}
+	for i, rt := range c.Gateway.Routes {
+		if taken, known := anon[rt.Realm]; rt.Auth.Type != "none" || rt.Role != "" || taken || !known {
+			continue // an unknown realm is refused as such (realmKnown)
+		}
+		name := rt.Method + " " + rt.Path
+		if rt.Name != "" {
+			name = rt.Name + ", " + name
+		}
+		c.errAt(errs, fmt.Sprintf("gateway.routes[%d] (%s) has auth type none without a role: it acts as the anonymous principal of realm %q, which takes no anonymous clients (every request would be refused 401); give the route a role (and authid), or list anonymous in the realm's authmethods", i, name, rt.Realm),
 			"gateway", "routes", i, "auth", "type")
 	}
 }
