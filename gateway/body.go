@@ -182,8 +182,13 @@ func wampJSON(args, kwargs []byte) bool {
 		(kwargs == nil || proto.ValidKwargs(proto.Raw{Ser: proto.JSON, B: kwargs}))
 }
 
+// notWAMPValues names what the router refuses in JSON that is well
+// formed (proto.CheckArgs): the 400's detail, and an HTTP callee's
+// answer's error.
+const notWAMPValues = `a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key, a dictionary key "__proto__", an integer beyond 8192 bits, a number beyond float64's range (1e400), or a float written in more than 4 KiB`
+
 func problemNotWAMP() *problem {
-	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, `args or kwargs are not WAMP values: a binary string ("\u0000" + base64) with malformed base64, or as a dictionary key, a dictionary key "__proto__", an integer beyond 8192 bits, or a number beyond float64's range (1e400)`)
+	return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "args or kwargs are not WAMP values: "+notWAMPValues)
 }
 
 func skipWS(b []byte, i int) int {

@@ -774,7 +774,7 @@ func (c *calleeRunner) result(data []byte, ct string) (args, kwargs []byte, err 
 	out = append(out, data...)
 	out = append(out, ']')
 	if !wampJSON(out, nil) {
-		return nil, nil, errors.New("not a WAMP value: a binary string (\"\\u0000\" + base64) with malformed base64, or as a dictionary key, a dictionary key \"__proto__\", an integer beyond 8192 bits, or a number beyond float64's range (1e400)")
+		return nil, nil, errors.New("not a WAMP value: " + notWAMPValues)
 	}
 	return out, nil, nil
 }
