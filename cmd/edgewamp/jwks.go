@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,21 +69,32 @@ const jwtCacheMax = 10000
 type jwksKeys struct {
 	set   jwk.Set
 	sum   [32]byte
-	byKid map[string][]string
+	byKid map[string]string
 	held  map[string]bool
 }
 
 // newJWKSKeys is the jwksKeys of set, read from a file of SHA-256 sum.
+// A kid names the key the verifier checks its tokens with: the first of
+// the file under that kid (jwk.Set.LookupKeyID), whatever other kids it
+// is listed under, and only those keys are held. Before, a kid named
+// every key listed under it, and none already named under another kid:
+// a key rotated by kid reuse (the new key put first, the old one left
+// after it) had the new key's tokens recorded under both, so that taking
+// the old key out dropped their retained events and ended their streams;
+// and a token naming the second kid of a key listed twice had no id, so
+// that taking the key out left its events and streams.
 func newJWKSKeys(set jwk.Set, sum [32]byte) *jwksKeys {
-	ks := &jwksKeys{set: set, sum: sum, byKid: map[string][]string{}, held: map[string]bool{}}
+	ks := &jwksKeys{set: set, sum: sum, byKid: map[string]string{}, held: map[string]bool{}}
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
-		id := keyID(k)
-		if id == "" || ks.held[id] {
-			continue
+		if _, ok := ks.byKid[k.KeyID()]; ok {
+			continue // never used: the kid's first key verifies its tokens
 		}
-		ks.held[id] = true
-		ks.byKid[k.KeyID()] = append(ks.byKid[k.KeyID()], id)
+		id := keyID(k)
+		ks.byKid[k.KeyID()] = id
+		if id != "" {
+			ks.held[id] = true
+		}
 	}
 	return ks
 }
@@ -340,7 +352,9 @@ func (v *jwksVerifier) VerifyBearer(_ context.Context, token string) (*gateway.P
 	}
 	rec := &jwksToken{}
 	for _, sig := range msg.Signatures() {
-		rec.ids = append(rec.ids, keys.byKid[sig.ProtectedHeaders().KeyID()]...)
+		if id := keys.byKid[sig.ProtectedHeaders().KeyID()]; id != "" && !slices.Contains(rec.ids, id) {
+			rec.ids = append(rec.ids, id)
+		}
 	}
 	p.Token = rec
 	v.mu.Lock()
