@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math/rand/v2"
 	"reflect"
@@ -175,12 +176,17 @@ type durableSub struct {
 	// dropped: it came again at every reconnection. An exact
 	// subscription keeps it in last, a pattern one in seen (at most
 	// maxSeenTopics topics; past it a topic's retained event may come
-	// again).
+	// again), by the topic's hash under seed: the topics themselves,
+	// URIs of up to 4 KiB that any publisher under the pattern chooses,
+	// were kept, up to 270 MB. Two topics of one hash share an entry:
+	// a retained event is dropped only when its publication id, random
+	// and its own, is the entry's.
 	retained bool
 	exact    bool // Static: an exact subscription
 	last     atomic.Uint64
 	seenMu   sync.Mutex
-	seen     map[string]uint64
+	seed     maphash.Seed // set with seen
+	seen     map[uint64]uint64
 }
 
 // maxSeenTopics bounds the topics a pattern subscription with
@@ -200,15 +206,16 @@ func (d *durableSub) had(ev *Event) bool {
 	}
 	d.seenMu.Lock()
 	defer d.seenMu.Unlock()
-	prev, ok := d.seen[ev.Topic]
+	if d.seen == nil {
+		d.seed, d.seen = maphash.MakeSeed(), make(map[uint64]uint64)
+	}
+	topic := maphash.String(d.seed, ev.Topic)
+	prev, ok := d.seen[topic]
 	if ok && ev.Retained && prev == id {
 		return true
 	}
 	if ok || len(d.seen) < maxSeenTopics {
-		if d.seen == nil {
-			d.seen = make(map[string]uint64)
-		}
-		d.seen[ev.Topic] = id
+		d.seen[topic] = id
 	}
 	return false
 }
