@@ -80,3 +80,64 @@ func TestClientCloseFromHandlerReturns(t *testing.T) {
 		})
 	}
 }
+
+// Client.Close from a handler subscribed or registered on the Client's
+// session itself (from OnSession, through the Session) returns at once
+// too: ending the session waits for that handler as well, and Close,
+// which looked for the handlers of the Client's own subscriptions and
+// registrations only, waited for itself for ever.
+func TestClientCloseFromSessionHandlerReturns(t *testing.T) {
+	for _, event := range []bool{true, false} {
+		name := map[bool]string{true: "event", false: "invocation"}[event]
+		t.Run(name, func(t *testing.T) {
+			url := startRouter(t)
+			ctx := context.Background()
+			var cl *Client
+			ready := make(chan struct{})
+			made := make(chan error, 1)
+			in, closed := make(chan struct{}), make(chan struct{})
+			work := func() {
+				close(in)
+				cl.Close()
+				close(closed)
+			}
+			cl, err := Connect(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack},
+				ReconnectConfig{OnSession: func(s *Session) {
+					<-ready
+					var err error
+					if event {
+						_, err = s.Subscribe(ctx, "com.t", func(*Event) { work() }, nil)
+					} else {
+						_, err = s.Register(ctx, "com.p", func(context.Context, *Invocation) (*Result, error) {
+							work()
+							return &Result{}, nil
+						}, nil)
+					}
+					made <- err
+				}})
+			noErr(t, "Connect", err)
+			close(ready)
+			noErr(t, "Subscribe or Register", <-made)
+			other := dialRouter(t, url)
+			if event {
+				noErr(t, "Publish", other.Publish(ctx, "com.t", nil, nil, &PublishOptions{Acknowledge: true}))
+			} else {
+				go other.Call(ctx, "com.p", nil, nil, nil)
+			}
+			select {
+			case <-in:
+			case <-time.After(wait):
+				t.Fatal("handler not started")
+			}
+			select {
+			case <-closed:
+			case <-time.After(wait):
+				t.Fatal("Client.Close from a handler made on the Client's session did not return")
+			}
+			done := goDo(func() (struct{}, error) { return struct{}{}, cl.Close() })
+			if _, err := done.wait(t); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -242,8 +242,8 @@ func (d *durableSub) handlerOn(s *Session) func(*Event) {
 	return func(ev *Event) { d.handle(s, ev) }
 }
 
-// handle runs d's handler for ev, an event of s (handlerOn). Client.Close
-// finds its frame on the stack (inHandler).
+// handle runs d's handler for ev, an event of s (handlerOn), under s's
+// dispatcher, whose frame Client.Close finds on the stack (inHandler).
 func (d *durableSub) handle(s *Session, ev *Event) {
 	if d.removed.Load() {
 		return
@@ -260,16 +260,22 @@ func (d *durableSub) handle(s *Session, ev *Event) {
 	}
 }
 
-// handlerNames are the functions that run the handlers of a Client's
-// subscriptions and registrations, as runtime.Frame reports them.
+// handlerNames are the functions that run a Session's event handlers
+// and invocation Handlers, as runtime.Frame reports them: those of a
+// Client's subscriptions and registrations (durableSub.handle,
+// durableReg.handler) run under them, and so do those an application
+// subscribes or registers on a Client's session itself (from OnSession),
+// which the Client's goroutine waits for as well when it ends the
+// session: looking for the Client's two alone, a Close from one of those
+// waited for itself for ever.
 var handlerNames = []string{
-	runtime.FuncForPC(reflect.ValueOf((*durableSub).handle).Pointer()).Name(),
-	runtime.FuncForPC(reflect.ValueOf((*durableReg).handler).Pointer()).Name(),
+	dispatchName,
+	runtime.FuncForPC(reflect.ValueOf((*Session).runHandler).Pointer()).Name(),
 }
 
-// inHandler reports whether the calling goroutine runs a handler of a
-// Client's subscription or registration (any Client's: the stack does
-// not tell which).
+// inHandler reports whether the calling goroutine runs an event handler
+// or invocation Handler of a session (any session's: the stack does not
+// tell which, nor whether a Client's).
 func inHandler() bool {
 	return slices.ContainsFunc(handlerNames, onStack)
 }
@@ -1337,12 +1343,13 @@ func ended(s *Session) bool {
 // that goroutine (OnChallenge on one that it waits for): it then returns at once, and the goroutine ends the
 // session (or the join) and stops once the callback returns. Called from a
 // handler (an event handler or an invocation Handler) of a Client's
-// subscription or registration, a lost session's too, it also returns at
-// once, and the Client stops once the handler returns (the handlers of
-// another Client are not told from this one's: Close from them does not
-// wait either). Do not call it from a goroutine that such a handler or a
-// callback waits for: ending the session waits for the handlers, and
-// Close for the Client's goroutine.
+// subscription or registration, a lost session's too, or of one made on a
+// Client's session itself (from OnSession), it also returns at once, and
+// the Client stops once the handler returns (the handlers of other
+// sessions, another Client's or a Session's of the application's, are not
+// told from this one's: Close from them does not wait either). Do not call
+// it from a goroutine that such a handler or a callback waits for: ending
+// the session waits for the handlers, and Close for the Client's goroutine.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	first := !c.closed
@@ -1357,7 +1364,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	if inHandler() {
-		// Called from a handler of a Client's session: the Client's
+		// Called from a handler of a session, maybe this Client's: the Client's
 		// goroutine ends the session and stops once it returns, since
 		// it waits for it (a lost session's, as for the current one's).
 		// Waiting here, Close waited for itself, and the Client's
