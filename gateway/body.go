@@ -134,9 +134,12 @@ func jsonNames(v any) []string {
 }
 
 // optionNames checks the member names of an options object (valid JSON,
-// decoded by decodeStrict): each one of known, written exactly (escapes
-// decoded), and none twice. The decoder matches a name regardless of
-// case, Unicode's folding included ("DISCLOSE_ME", "Retain", a long s in
+// checked before decodeStrict decodes it): each one of known, written
+// exactly (escapes decoded), and none twice. Any other name is refused
+// as unknown, as it always was (a typo, "timout", is not a call with
+// the default timeout), where the decoder's refusal had called a
+// well-formed body "malformed JSON body: json: unknown field". The
+// decoder matches a name regardless of case, Unicode's folding included ("DISCLOSE_ME", "Retain", a long s in
 // "di\u017fclo\u017fe_me" were taken), and takes the last value of a
 // name given twice: a filter in front of the gateway (a WAF, an audit of
 // the options) reading the names as written, or the first value, saw

@@ -380,12 +380,14 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (
 	if bb.options != nil {
 		// Decoded into its own (escaping) value, so that a call without
 		// options allocates none.
+		// Names first: an unknown one is told as such, where the
+		// decoder called the body malformed.
+		if p := optionNames(bb.options, callOptionNames); p != nil {
+			return callReq{}, nil, p
+		}
 		po := new(callOptions)
 		if p := decodeStrict(bb.options, po); p != nil {
 			p.detail = "options: " + p.detail
-			return callReq{}, nil, p
-		}
-		if p := optionNames(bb.options, callOptionNames); p != nil {
 			return callReq{}, nil, p
 		}
 		o = *po
@@ -1216,13 +1218,13 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	var o publishOptions
-	if p := decodeStrict(bb.options, &o); p != nil {
-		p.detail = "options: " + p.detail
+	if p := optionNames(bb.options, publishOptionNames); p != nil {
 		writeProblem(w, p)
 		return
 	}
-	if p := optionNames(bb.options, publishOptionNames); p != nil {
+	var o publishOptions
+	if p := decodeStrict(bb.options, &o); p != nil {
+		p.detail = "options: " + p.detail
 		writeProblem(w, p)
 		return
 	}
