@@ -20,10 +20,23 @@ import (
 // lost on its way must still be taken for lost and sent again after
 // pacedLost and a stall, in time for the asker, which waits pacedWait
 // for it: the part's sending is credited one stall, not one at each tick.
+//
+// a's dispatcher wakes once a period P (late, a tick, its batch: 0.6 s
+// alone, longer under load), and the part goes again about P (the
+// acknowledgement of the part before it read) + P (the one credit) +
+// pacedLost + P (the sweep's tick) after b had the part before it:
+// pacedLost is pacedWait/4 here (its floor, peer_timeout/2: the credit
+// keeps the round trips short), so it comes in time while 3P is under
+// 3/4 of pacedWait. At peer_timeout 2 s that was P under 1 s, which a
+// loaded host passed (1 of 7 runs at load ~10 got none of the events);
+// at 4 s, P may reach 2 s. Credited at each tick, the part's age grows
+// by a heartbeat and a batch a period, under a quarter of P on a host
+// not loaded: it is taken for lost after over 4 × pacedLost, past
+// pacedWait, whatever peer_timeout is.
 func TestLateDispatcherPacedLostPartSentAgain(t *testing.T) {
 	const (
 		hb   = 100 * time.Millisecond
-		pt   = 2 * time.Second // pacedWait 4 s, pacedLost at most 2 s
+		pt   = 4 * time.Second // pacedWait 8 s, pacedLost 2 s (at most 4 s)
 		late = 500 * time.Millisecond
 	)
 	nodes := clusterWith(t, func(o *Options) {
@@ -49,6 +62,8 @@ func TestLateDispatcherPacedLostPartSentAgain(t *testing.T) {
 	time.Sleep(2 * (late + hb))
 	// b loses the first part of a's answer past its start.
 	var dropped atomic.Int32
+	var lostAt, againAt atomic.Int64 // when b lost the part, had it again
+	var lostOff atomic.Uint64
 	partPrefix := nodeInbox("b") + ".p."
 	drop := func(ms []*nats.Msg) {
 		for _, m := range ms {
@@ -62,6 +77,10 @@ func TestLateDispatcherPacedLostPartSentAgain(t *testing.T) {
 			}
 			if dropped.CompareAndSwap(0, 1) {
 				m.Data = nil // lost
+				lostOff.Store(off)
+				lostAt.Store(time.Now().UnixNano())
+			} else if off == lostOff.Load() && againAt.Load() == 0 {
+				againAt.Store(time.Now().UnixNano())
 			}
 		}
 	}
@@ -83,8 +102,12 @@ func TestLateDispatcherPacedLostPartSentAgain(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("%v: %d of %d retained events (a part lost: %v); a (its dispatcher %v late at each tick): parts taken for lost %d, answers dropped %d, credited %v; b: gathers incomplete %d",
-		time.Since(start).Round(time.Millisecond), got.Load(), topics, dropped.Load() == 1, late, a.n.Stats().PacedLost.Load(), a.n.Stats().PacedDropped.Load(),
+	again := "never"
+	if at := againAt.Load(); at != 0 {
+		again = time.Duration(at-lostAt.Load()).Round(time.Millisecond).String() + " later"
+	}
+	t.Logf("%v: %d of %d retained events (a part lost: %v, sent again %s); a (its dispatcher %v late at each tick): parts taken for lost %d, answers dropped %d, credited %v; b: gathers incomplete %d",
+		time.Since(start).Round(time.Millisecond), got.Load(), topics, dropped.Load() == 1, again, late, a.n.Stats().PacedLost.Load(), a.n.Stats().PacedDropped.Load(),
 		time.Duration(a.n.stallCredit.Load()).Round(time.Millisecond), b.n.Stats().GathersIncomplete.Load())
 	if dropped.Load() != 1 {
 		t.Fatal("no part of a's answer was lost")
