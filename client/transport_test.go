@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -538,15 +539,17 @@ func TestKeepAliveThroughStuckWrite(t *testing.T) {
 	}
 }
 
-// pacedReader reads at most 64 KiB every 10 ms: a router that takes a
-// large message slowly. first is called when the first bytes come.
+// pacedReader reads at most 64 KiB every 10 ms (every, when set): a
+// router that takes a large message slowly. first is called when the
+// first bytes come.
 type pacedReader struct {
 	r     io.Reader
 	first func()
+	every time.Duration
 }
 
 func (p *pacedReader) Read(b []byte) (int, error) {
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(cmp.Or(p.every, 10*time.Millisecond))
 	n, err := p.r.Read(b[:min(len(b), 64<<10)])
 	if n > 0 && p.first != nil {
 		p.first()
@@ -558,25 +561,31 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 // A large write the router takes slowly, saying nothing meanwhile, keeps
 // the session up: the chunks it takes stand for its answer (a keepalive
 // that does not wait behind writes must not take a long upload for a dead
-// link). The peer takes 3 MiB at 64 KiB every 10 ms with a keepalive of
-// 100 + 100 ms; it sends an ignored PUBLISHED every 20 ms while the
-// message is prepared and once the client's write has returned (the
-// connection's buffers still hold megabytes for the peer to read), and
-// nothing from the first bytes of the message to then. The client's
+// link). The peer takes 3 MiB at 64 KiB every 40 ms (2 s at least) with a
+// keepalive of 500 + 500 ms; it sends an ignored PUBLISHED every 20 ms
+// while the message is prepared and once the client's write has returned
+// (the connection's buffers still hold megabytes for the peer to read),
+// and nothing from the first bytes of the message to then. The client's
 // send buffer is 64 KiB: a write blocked on a full buffer is woken when a
 // third of it is free, and the 4 MiB buffer loopback grows to would wake
-// it every 1.3 MiB, 200 ms at this pace (over a network the buffer is
-// sized to the link and drains at its rate).
+// it every 1.3 MiB, 800 ms at this pace (over a network the buffer is
+// sized to the link and drains at its rate). With a keepalive of 100 +
+// 100 ms and 64 KiB every 10 ms, a loaded host that held the peer's
+// reader or the client's writer 200 ms ended the session (3 of 40 runs
+// under -race at load 22); the write still lasts twice the silence the
+// keepalive allows.
 func TestKeepAliveDuringSlowWrite(t *testing.T) {
 	// Encoded before the session starts: the peer, encoding, would read
 	// nothing, and the keepalive's ping would go unanswered.
 	args, err := proto.EncodeValue(proto.JSON, []any{strings.Repeat("x", 3<<20)})
 	noErr(t, "encode", err)
-	s, c := setup(t, "rs", proto.JSON, keepAlive)
+	s, c := setup(t, "rs", proto.JSON, func(cfg *Config) {
+		cfg.KeepAlive, cfg.KeepAliveTimeout = 500*time.Millisecond, 500*time.Millisecond
+	})
 	noErr(t, "SetWriteBuffer", s.tr.(*rawSocket).conn.(*net.TCPConn).SetWriteBuffer(64<<10))
 	noErr(t, "SetReadBuffer", c.conn.(*net.TCPConn).SetReadBuffer(64<<10))
 	var quiet atomic.Bool
-	c.br = bufio.NewReaderSize(&pacedReader{r: c.conn, first: func() { quiet.Store(true) }}, 64<<10)
+	c.br = bufio.NewReaderSize(&pacedReader{r: c.conn, first: func() { quiet.Store(true) }, every: 40 * time.Millisecond}, 64<<10)
 	stopChatter := chatter(c, func() bool { return !quiet.Load() })
 	var took time.Duration
 	pub := goDo(func() (struct{}, error) {
