@@ -534,12 +534,19 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 				}
 				return nil, s.storeErr(err)
 			}
+			// The clean-ups of a poll that cannot complete are made
+			// whether or not its device still waits: with the request's
+			// context, which ends with the device's connection (its HTTP
+			// timeout), a mesh's store refused them, the claim held the
+			// device's next polls off for redeemHold and the login made
+			// for tokens never sent counted among the user's.
+			bg := context.WithoutCancel(ctx)
 			release := func() {
 				// The code stays approved: the device may poll again, at
 				// once (a release the store fails: after redeemHold).
 				d.Redeeming = 0
 				b, _ := json.Marshal(d)
-				s.store.Update(ctx, key, b, rev, ttl)
+				s.store.Update(bg, key, b, rev, ttl)
 			}
 			if c.can(GrantRefreshToken) {
 				l.gid, l.fam = randomToken(16), newFamilyID() // respond's, named here
@@ -552,7 +559,7 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 			if err := s.store.Delete(ctx, key, rev); err != nil {
 				if l.fam != "" {
 					// Its tokens are not sent: the login made for them goes.
-					s.store.Delete(ctx, "rt."+l.fam, 0)
+					s.store.Delete(bg, "rt."+l.fam, 0)
 				}
 				if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
 					continue // its claim was taken over (past redeemHold): re-read
