@@ -440,6 +440,13 @@ func revUserKey(cl *Claims) string {
 // revoked every other user's, and kept doing so once a second.)
 const maxRevokedPerClient = 32
 
+// aheadRevs prefixes the Server.clientRevs key of a client's tokens
+// without a login issued to a subject (cutKey) to count those revoked
+// past maxRevokedPerClient by their jti, issued ahead of the revoking
+// node's clock by the skew or more (revokeClient). A client ID is
+// printable ASCII: no other key starts so.
+const aheadRevs = "\x00ahead\x00"
+
 // clientCut is a cut-off in the revocation set (Server.cuts): the tokens
 // without a gid the client issued to the subject (or, for a record of an
 // older release, to anyone) at or before cut (unix seconds) are revoked;
@@ -516,14 +523,18 @@ func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err 
 	// ahead of this one's, its iat is after this node's now, and a cut-off
 	// at now left it valid (the revocation answered 200).
 	cut := max(now.Unix(), cl.IssuedAt.Unix())
-	if most := now.Add(s.skew).Unix() - 1; cut > most {
+	if most := now.Add(s.skew).Unix() - 1; cut > most && s.clientRevs.take(aheadRevs+cutKey(cl.ClientID, cl.Subject), maxRevokedPerClient, now.Unix(), cl.Expiry.Add(s.skew).Unix()) {
 		// Issued ahead by the skew or more (revoking takes such a token:
 		// a node whose clock leads by minutes issued it, or the clock
 		// stepped back since): a cut-off at its iat revoked every token
 		// this node issued to the subject until its clock got there
 		// (pastCut moves a token's iat the skew ahead at most), on every
 		// node. The cut-off stays within the skew, and the token is
-		// revoked by its jti: one entry past the bound.
+		// revoked by its jti: one entry past the bound, itself bounded
+		// (unbounded, a client minting on a node whose clock leads and
+		// revoking elsewhere in a loop added an entry a revocation, as
+		// before the bound); past that bound, the cut-off goes to its
+		// iat.
 		cut = most
 		if err := s.revoke(ctx, cl.ID, cl.Expiry.Add(s.skew)); err != nil {
 			return false, err
