@@ -331,6 +331,7 @@ func (s *Shard) addCallee(ss *Session, req uint64, match proto.Match, invoke pro
 		var full bool
 		if over, full = s.takeOver(rm, ss, reg); full {
 			rm.mu.Unlock()
+			s.removalsRefused(ss, "force_reregister")
 			s.replyError(ss, proto.CodeRegister, req, proto.URIUnavailable, msgForceRemovalsFull)
 			return false
 		}

@@ -1090,6 +1090,7 @@ func metaRegRemoveCallee(s *Shard, ss *Session, args []any, kwargs map[string]an
 		return nil, &metaErr{proto.URINoSuchRegistration, "session " + strconv.FormatUint(session, 10) + " is not a callee of registration " + strconv.FormatUint(id, 10)}
 	}
 	if !s.postRemoval(ss, task{kind: tRemoveReg, s: x, reg: reg, c: &carry{uri: reason}}) {
+		s.removalsRefused(ss, "remove")
 		return nil, removalsFull
 	}
 	return nil, nil
@@ -1113,6 +1114,7 @@ func metaSubRemoveSubscriber(s *Shard, ss *Session, args []any, kwargs map[strin
 		return nil, &metaErr{proto.URINoSuchSubscription, "session " + strconv.FormatUint(session, 10) + " is not a subscriber of subscription " + strconv.FormatUint(id, 10)}
 	}
 	if !s.postRemoval(ss, task{kind: tRemoveSub, s: x, subs: []*subscription{sub}, c: &carry{uri: reason}}) {
+		s.removalsRefused(ss, "remove")
 		return nil, removalsFull
 	}
 	return nil, nil
@@ -1133,6 +1135,24 @@ const removeOverhead = 512
 // removalsFull is the answer to a removal refused for its session's
 // shard's backlog, or its caller's share of it.
 var removalsFull = &metaErr{proto.URIUnavailable, "the session's event loop has as many removals waiting as it takes, or as many of this client's as it may (a quarter of them); retry later"}
+
+// removalsRefused logs, once per session (bit 128 of wildLogged), that a
+// removal ss asked for (what: "remove", a meta remove_callee or
+// remove_subscriber; "force_reregister", the removals of the callees a
+// REGISTER would replace) was refused for the bound of removals waiting
+// for a busy loop or its owner's share of it (removeFits). Before, only
+// the caller was told: nothing showed the router's operator one client
+// filling its quarter of a loop's removals, nor whose removals, or
+// REGISTERs, were refused for them (TestRemovalRefusalLogged).
+func (s *Shard) removalsRefused(ss *Session, what string) {
+	if ss.wildLogged&128 != 0 {
+		return
+	}
+	ss.wildLogged |= 128
+	s.r.log.Warn("refusing removals: a loop has as many removals waiting as it takes, or as many of this client's as it may (a quarter of them; logged once per session)",
+		"what", what, "session", ss.id, "authid", ss.authID, "authrole", ss.authRole, "remote", ss.transport.RemoteAddr,
+		"owner", logCut(ss.subscriptionOwner()), "limit", maxRemoveBacklog)
+}
 
 // postRemoval runs removal t (tRemoveReg, tRemoveSub), which ss asked
 // for, on its session's shard: at once on this one, else through that

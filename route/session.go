@@ -186,7 +186,8 @@ type Session struct {
 	// subscriptionBytesRefused) or the router's calls in flight (bit 8,
 	// callsTotalRefused), or registrations (bit 16, registrationBytesRefused),
 	// or the walk's (bit 32, wildcardWalkRefused) or an owner's quarter of
-	// the realm's patterns (bit 64, wildcardShareRefused).
+	// the realm's patterns (bit 64, wildcardShareRefused), or a loop's
+	// removals waiting (bit 128, removalsRefused).
 	wildRegs, wildSubs int
 	// singles counts the single registrations in regs (on a mesh, each
 	// holds a claim in the mesh's store: MeshClaimShare).
