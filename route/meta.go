@@ -99,9 +99,21 @@ func (s *Shard) leave(ss *Session) {
 	s.metaFlush(rm)
 }
 
-// shutdown says GOODBYE to every session of the shard.
+// shutdown says GOODBYE to every session of the shard. The calls its
+// sessions still have in progress are answered first, every one before
+// any GOODBYE (ERROR wamp.error.canceled, msgShutdownInProgress): a
+// caller's GOODBYE before its callee's ended such a call with the session,
+// unanswered, and a callee's ERROR from another shard came after its
+// caller's GOODBYE, dropped (the shards go in no order).
 func (s *Shard) shutdown() {
 	s.closing = true
+	for ss := range s.sessions() {
+		if ss.state == stEstablished {
+			for req := range ss.calls {
+				s.replyError(ss, proto.CodeCall, req, proto.URICanceled, msgShutdownInProgress)
+			}
+		}
+	}
 	for ss := range s.sessions() {
 		if ss.state == stEstablished {
 			s.Goodbye(ss, proto.CloseSystemShutdown, "the router is shutting down")
