@@ -725,6 +725,17 @@ func (p *pool) closeAll() {
 	}
 }
 
+// leftWhy says why the gateway left one of its sessions (sess.leave),
+// for what still waited on it. Cold path.
+func (p *pool) leftWhy() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return "the gateway is shutting down"
+	}
+	return "the gateway closed it"
+}
+
 // sessions returns the number of sessions open or opening.
 func (p *pool) sessions() int {
 	p.mu.Lock()

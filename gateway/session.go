@@ -197,15 +197,19 @@ func (s *sess) Send(b []byte, class route.Class) error {
 	case proto.CodeGoodbye:
 		// The router ends the session (kill, reload, shutdown): answer,
 		// after this Send returns (never re-enter the router from Send).
-		reason := string(m.URI)
+		reason, why := string(m.URI), ""
 		if s.left {
 			// The answer to our own GOODBYE (wamp.close.goodbye_and_out):
 			// the gateway ended the session (Shutdown, an eviction), and
 			// what waits on it is told system_shutdown, as before
-			// 4235f38, which the errors tables may map.
-			reason = proto.CloseSystemShutdown
+			// 4235f38, which the errors tables may map. Its detail says
+			// the gateway did: before, "router said GOODBYE
+			// wamp.close.goodbye_and_out", as if the router had.
+			reason, why = proto.CloseSystemShutdown, s.g.pool.leftWhy()
+		} else {
+			why = closedBy("GOODBYE", m)
 		}
-		s.end(reason, closedBy("GOODBYE", m))
+		s.end(reason, why)
 		q := s.q
 		q.post(func() {
 			s.out.Reset()
