@@ -223,7 +223,8 @@ func loadJWKS(path string) (jwk.Set, error) {
 	return parseJWKS(path, b)
 }
 
-// parseJWKS parses b, the JWKS file at path, as loadJWKS does.
+// parseJWKS parses b, the JWKS file at path, as loadJWKS does, and
+// returns its signing keys (encryption keys, "use": "enc", are left out).
 func parseJWKS(path string, b []byte) (jwk.Set, error) {
 	set, err := jwk.Parse(b)
 	if err != nil {
@@ -232,7 +233,11 @@ func parseJWKS(path string, b []byte) (jwk.Set, error) {
 	if set.Len() == 0 {
 		return nil, fmt.Errorf("%s: the key set is empty", path)
 	}
-	usable := 0
+	// The signing keys alone: an encryption key listed before a signing
+	// key of its kid was the one the verifier found for that kid
+	// (jwk.Set.LookupKeyID takes the first), which verifies nothing, so
+	// that every token of the signing key was refused 401.
+	sigs := jwk.NewSet()
 	for i := 0; i < set.Len(); i++ {
 		k, _ := set.Key(i)
 		if _, ok := k.(interface{ D() []byte }); ok {
@@ -256,12 +261,12 @@ func parseJWKS(path string, b []byte) (jwk.Set, error) {
 		if alg := k.Algorithm().String(); alg == jwa.NoSignature.String() || strings.HasPrefix(alg, "HS") || !isSignatureAlg(alg) {
 			return nil, fmt.Errorf("%s: key %d (kid %q): alg %q is not a public-key signature algorithm", path, i+1, kid, alg)
 		}
-		usable++
+		sigs.AddKey(k)
 	}
-	if usable == 0 {
+	if sigs.Len() == 0 {
 		return nil, fmt.Errorf(`%s: the key set has no key to verify signatures with (all are for encryption, "use": "enc")`, path)
 	}
-	return set, nil
+	return sigs, nil
 }
 
 // isSignatureAlg reports whether alg is a JWS signature algorithm.
