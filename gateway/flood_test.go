@@ -409,7 +409,7 @@ func TestWebhookQueueBoundedInBytes(t *testing.T) {
 		}
 	}
 	wm := webhookMetricsOf(e, "hole")
-	waitFor(t, "the target's first attempt", func() bool { return tgt.hanging.Load() == 1 })
+	waitWithin(t, 30*time.Second, "the target's first attempt", func() bool { return tgt.hanging.Load() == 1 })
 	// The acknowledgements come from the publisher's shard; the events
 	// reach the webhook's session on its own shard, some of them later:
 	// wait until each is queued or dropped (the first is being delivered).
