@@ -1663,27 +1663,21 @@ func (s *Shard) leaveDealer(ss *Session) {
 		}
 		s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 	}
-	// Their timers hold ss: swept once the ended calls are half the heap,
-	// here also below timerSweepMin (callTimersEnded's floor, which keeps
-	// sweeps of small heaps off the call path), or the timers of callers
-	// that left with calls whose timeouts never come due held them for
-	// good, up to 4,095 a shard, each with its session. Amortized as
-	// callTimersEnded's: the ended calls counted pay for the sweep.
-	s.timersEnded += timed
-	if s.timersEnded > 0 && 2*s.timersEnded >= len(s.timers) {
-		s.sweepTimers()
-	}
 	ss.share = nil
 	s.r.calls.dropCallOwner(ss)
 	for inv, ic := range ss.invs {
 		delete(ss.invs, inv)
 		if ic.caller == nil {
-			s.meshCalleeLeft(ss, inv, ic)
+			s.meshCalleeLeft(ss, inv, ic) // its timer counted ended (meshEndInvocation)
 			continue
 		}
 		s.send(ic.caller.shard, task{kind: tResult, s: ic.caller, a: ic.req, b: inv, flags: tfError | tfCalleeLeft,
 			c: &carry{uri: proto.URICanceled, msg: s.calleeLeftMsg()}})
 	}
+	// The timers of its calls, and of its invocations from other nodes'
+	// callers (tmMeshInv), hold ss: swept once the ended are half the
+	// heap, here also below timerSweepMin (sweepEnded).
+	s.sweepEnded(timed)
 	for _, ref := range ss.regs {
 		s.detachCallee(ss, ref.reg)
 		s.metaFlush(ss.realm)

@@ -709,6 +709,7 @@ func (s *Shard) meshNodeDown(node MeshNode) {
 		mc.ss.endCall(mc.req, oc)
 		s.replyError(mc.ss, proto.CodeCall, mc.req, proto.URICanceled, "the callee's router node left the mesh while the call was in progress")
 	}
+	timed := 0
 	for k, mi := range s.minvs {
 		if k.node != node {
 			continue
@@ -720,12 +721,20 @@ func (s *Shard) meshNodeDown(node MeshNode) {
 		if ic == nil {
 			continue
 		}
+		if ic.timed {
+			ic.timed = false
+			timed++
+		}
 		again := ic.interrupted
 		cs.dropInv(mi.inv)
 		if cs.state == stEstablished && cs.feat&fCalleeCancel != 0 && !again {
 			s.sendInterrupt(cs, mi.inv, proto.CancelKillNoWait, proto.URICanceled)
 		}
 	}
+	// Their timers (tmMeshInv) are dead: not counted, they stayed in the
+	// heap until due, each holding its callee's session, also once the
+	// callee left.
+	s.sweepEnded(timed)
 }
 
 func (s *Shard) sendInterrupt(cs *Session, inv uint64, mode proto.CancelMode, reason string) {

@@ -520,6 +520,23 @@ func (s *Shard) callTimersEnded(n int) {
 	}
 }
 
+// sweepEnded records that n more timers are dead (a session's calls at
+// its departure, the invocations of a node that left) and sweeps the
+// heap once the timers ended since its last sweep are half of it, here
+// also below timerSweepMin (callTimersEnded's floor, which keeps sweeps
+// of small heaps off the call path): else the timers of callers that
+// left with calls whose timeouts never come due, or of a callee's
+// invocations from other nodes (tmMeshInv, their caller's timeout and a
+// second), held them for good or until due, up to 4,095 a shard, each
+// with its session. Amortized as callTimersEnded's: the ended timers
+// counted pay for the sweep. Off the call path.
+func (s *Shard) sweepEnded(n int) {
+	s.timersEnded += n
+	if s.timersEnded > 0 && 2*s.timersEnded >= len(s.timers) {
+		s.sweepTimers()
+	}
+}
+
 // live reports whether the timer still has something to do: what it was
 // set for still exists and still has this deadline.
 func (t *timer) live() bool {
