@@ -234,6 +234,10 @@ type MeshStats struct {
 	// CallsBounced: calls another node sent back undelivered and this node
 	// sent on → edgewamp_mesh_calls_bounced_total.
 	CallsBounced uint64
+	// InvocationsExpired: calls from other nodes ended here a second past
+	// their caller's timeout, their caller's node's interrupt lost on its
+	// way → edgewamp_mesh_invocations_expired_total.
+	InvocationsExpired uint64
 	// CalleesRevoked: callees revoked to settle a registration conflict
 	// between nodes → edgewamp_mesh_callees_revoked_total.
 	CalleesRevoked uint64
@@ -776,6 +780,7 @@ func collectMesh(e *expo, ms *MeshStats) {
 	constMetric(e, "edgewamp_mesh_invocations_refused_total", "Calls from other nodes refused: too many in flight here.", C, float64(ms.InvocationsRefused))
 	constMetric(e, "edgewamp_mesh_calls_refused_total", "Calls of this node's sessions refused: the session had too many in flight to other nodes.", C, float64(ms.CallsRefused))
 	constMetric(e, "edgewamp_mesh_calls_bounced_total", "Calls another node sent back undelivered and this node sent on.", C, float64(ms.CallsBounced))
+	constMetric(e, "edgewamp_mesh_invocations_expired_total", "Calls from other nodes ended here a second past their caller's timeout, their callee interrupted: the caller's node's interrupt was lost on its way.", C, float64(ms.InvocationsExpired))
 	constMetric(e, "edgewamp_mesh_callees_revoked_total", "Callees revoked to settle a registration conflict between nodes.", C, float64(ms.CalleesRevoked))
 	constMetric(e, "edgewamp_mesh_gathers_incomplete_total", "Meta queries and get_retained calls answered without some nodes' answers (mesh.gather_timeout passed).", C, float64(ms.GathersIncomplete))
 	constMetric(e, "edgewamp_mesh_presence_announced_total", "wamp.session.on_leave announced to this node's subscribers for sessions of nodes that left the mesh without closing them.", C, float64(ms.PresenceAnnounced))

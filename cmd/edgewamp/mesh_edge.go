@@ -135,6 +135,7 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.InvocationsRefused = rs.Refused.Load()
 		ms.CallsRefused = rs.CallsRefused.Load()
 		ms.CallsBounced = rs.Bounced.Load()
+		ms.InvocationsExpired = rs.InvocationsExpired.Load()
 		ms.CalleesRevoked = rs.Revoked.Load()
 		ms.PresenceAnnounced = rs.PresenceAnnounced.Load()
 		ms.PresenceUntracked = rs.PresenceUntracked.Load()

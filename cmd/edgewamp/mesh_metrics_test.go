@@ -64,7 +64,7 @@ func TestMeshMetrics(t *testing.T) {
 		t.Fatal("no edgewamp_mesh_gathers_incomplete_total")
 	}
 	for _, name := range []string{"edgewamp_mesh_event_duplicates_total", "edgewamp_mesh_invocations_refused_total",
-		"edgewamp_mesh_calls_refused_total", "edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_callees_revoked_total",
+		"edgewamp_mesh_calls_refused_total", "edgewamp_mesh_calls_bounced_total", "edgewamp_mesh_invocations_expired_total", "edgewamp_mesh_callees_revoked_total",
 		"edgewamp_mesh_nats_disconnects_total", "edgewamp_mesh_wide_realms", "edgewamp_mesh_peers_incompatible",
 		"edgewamp_mesh_peers_unheard", "edgewamp_mesh_peers_same_name"} {
 		if v := metricValue(fams, name); v != 0 {
