@@ -580,7 +580,7 @@ func (s *Shard) meshResult(t *task) {
 		// result, for ever for an endless stream. It is told again
 		// (killnowait, as for a caller gone): a node that no longer
 		// holds the invocation ignores it.
-		if t.flags&tfProgress != 0 {
+		if t.flags&tfProgress != 0 && s.strayDue(MeshNode(t.b), t.a) {
 			env := appendInterrupt(s.mbuf[:0], t.a, proto.CancelKillNoWait, proto.URICanceled)
 			s.mbuf = keepBuf(env)
 			if s.r.meshSendEnd(MeshNode(t.b), env) != nil {
@@ -609,6 +609,42 @@ func (s *Shard) meshResult(t *task) {
 	}
 	rt := task{kind: tResult, s: mc.ss, a: mc.req, b: t.a, flags: t.flags &^ tfBacklogged, c: t.c}
 	s.deliverResult(&rt)
+}
+
+// strayMark is a call whose stray progressive result was answered by an
+// interrupt (Shard.strays).
+type strayMark struct {
+	node   MeshNode
+	callID uint64
+	at     int64 // Router.now
+}
+
+// maxStrays is how many calls a shard remembers as interrupted for their
+// stray results (Shard.strays).
+const maxStrays = 8
+
+// strayDue reports whether a stray progressive result of callID from node
+// is to be answered by an interrupt: once per stopRetryEvery for a call
+// among the last maxStrays so answered. Each result was: one 25-byte
+// interrupt back across the link for every result in flight (12 bytes
+// at least), twice the bytes that came, on an edge's uplink, for as long
+// as they came. An interrupt lost is sent again at the first result past
+// stopRetryEvery. Off the call path (results of calls already ended).
+func (s *Shard) strayDue(node MeshNode, callID uint64) bool {
+	now := s.r.now()
+	for i := range s.strays {
+		m := &s.strays[i]
+		if m.callID == callID && m.node == node {
+			if now-m.at < int64(stopRetryEvery) {
+				return false
+			}
+			m.at = now
+			return true
+		}
+	}
+	s.strays[int(s.strayNext)%maxStrays] = strayMark{node: node, callID: callID, at: now}
+	s.strayNext++
+	return true
 }
 
 // meshBounced sends on a call that node t.b sent back undelivered, to

@@ -145,6 +145,11 @@ type Shard struct {
 	// stopsArmed is set while a tmStops timer is pending (keepStop,
 	// retryStops). Owned by the loop.
 	stopsArmed bool
+	// strays are the last calls to other nodes whose stray progressive
+	// results were answered by an interrupt (strayDue), strayNext the
+	// slot the next takes. Owned by the loop.
+	strays    [maxStrays]strayMark
+	strayNext uint8
 
 	// creds indexes the established sessions that hold a withdrawable
 	// credential by its ids (credential.go); nil until the first one.

@@ -1,0 +1,46 @@
+package route
+
+import (
+	"errors"
+	"testing"
+)
+
+// Each progressive result of a call the caller's node had ended was
+// answered by an interrupt (ebe2d3d), so a callee streaming into a node
+// after its interrupt was lost stops: one 25-byte envelope for each
+// result, of 12 bytes at least, back across the link for as long as the
+// results came (10,000 empty results of one call: 10,000 interrupts,
+// 250,000 bytes, twice what came in, on an edge's uplink). The results
+// of one call are answered once per stopRetryEvery now: a lost interrupt
+// is still sent again at the first result past it.
+func TestMeshStrayProgressInterruptedOncePerTurn(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	a, b := mm.nodes[0], mm.nodes[1]
+	// Node A's sends are refused and counted (memNode.refused): each is
+	// one interrupt it tried to send.
+	full := errors.New("counted")
+	a.sendErr.Store(&full)
+	c := &carry{}
+	stray := func(callID uint64, n int) int64 {
+		before := a.refused.Load()
+		for range n {
+			// Node B's progressive result of a call node A no longer
+			// has (no mcalls entry, as for an ended call).
+			es[0].r.MeshDeliver(b.id, appendResult(nil, 0, callID, rsProgress, 0, "", "", c))
+		}
+		es[0].sync()
+		return a.refused.Load() - before
+	}
+	if n := stray(777777, 10000); n != 1 {
+		t.Fatalf("10,000 stray progressive results of one ended call: %d interrupts sent back, want 1", n)
+	}
+	if n := stray(888888, 100); n != 1 {
+		t.Fatalf("100 stray results of another ended call: %d interrupts sent back, want 1", n)
+	}
+	// Past stopRetryEvery the next result is answered again: the first
+	// interrupt may have been lost.
+	es[0].clock.add(stopRetryEvery)
+	if n := stray(777777, 100); n != 1 {
+		t.Fatalf("100 stray results of the first call past stopRetryEvery: %d interrupts sent back, want 1", n)
+	}
+}
