@@ -402,6 +402,7 @@ func refusalURI(uri string) bool {
 // registration, and reports whether it did.
 func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 	rr := oc.rr
+	oc.reg = currentReg(ss.realm, oc.reg)
 	progress := oc.progInv
 	rr.prog = progress
 	rr.ppt = progress && rr.c.pptMode()
@@ -436,6 +437,26 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 		return true
 	}
 	return false
+}
+
+// currentReg returns the registration of rm that holds reg's procedure
+// now: reg, or when a force_reregister replaced it (overDone) the one in
+// its place, if any. A call an old callee of a replaced shared
+// registration held and answered unavailable goes on among the new
+// registration's callees: the replaced one keeps only its old callees,
+// which are leaving. Before, it was rerouted within the replaced one,
+// and its caller got no_available_callee though the new callee held the
+// procedure (TestRerouteAfterForceReregister). Takes rm.mu for reading:
+// the reroute path only, no allocation.
+func currentReg(rm *Realm, reg *registration) *registration {
+	rm.mu.RLock()
+	if reg.replaced {
+		if cur, ok := rm.regs.get(reg.match, reg.uri); ok {
+			reg = cur
+		}
+	}
+	rm.mu.RUnlock()
+	return reg
 }
 
 // rerouteLocal sends the call req of ss to ce, a callee of this node.

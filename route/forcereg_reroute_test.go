@@ -1,0 +1,64 @@
+package route_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/proto"
+)
+
+// A call held by an old callee of a shared registration that a
+// force_reregister replaced (e6ea2f7), which answers it
+// wamp.error.unavailable, is rerouted among the callees of the
+// registration that now holds the procedure: the replaced one has only
+// its old callees, which are leaving. Before, it was rerouted within the
+// replaced registration, and the caller got wamp.error.no_available_callee
+// though the new callee held the procedure.
+func TestRerouteAfterForceReregister(t *testing.T) {
+	_, dial := startAuthLoopsWith(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const proc = "com.svc.pool"
+	invoked := make(chan struct{}, 2)
+	answer := make(chan struct{})
+	old := func(context.Context, *client.Invocation) (*client.Result, error) {
+		invoked <- struct{}{}
+		<-answer
+		return nil, &client.Error{URI: proto.URIUnavailable}
+	}
+	for i := range 2 {
+		if _, err := dial("a", "svc", i).Register(ctx, proc, old, &client.RegisterOptions{Invoke: "roundrobin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caller := dial("a", "caller", 0)
+	type res struct {
+		r   *client.Result
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		r, err := caller.Call(ctx, proc, nil, nil, nil)
+		done <- res{r, err}
+	}()
+	select {
+	case <-invoked:
+	case <-ctx.Done():
+		t.Fatal("no old callee was invoked")
+	}
+	if _, err := dial("a", "svc", 0).Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"new"}}, nil
+	}, &client.RegisterOptions{Invoke: "roundrobin", Options: map[string]any{"force_reregister": true}}); err != nil {
+		t.Fatalf("force_reregister: %v", err)
+	}
+	close(answer) // the old callee holding the call answers it unavailable
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the call held by a replaced callee that answered %s: %v, want the new callee's result", proto.URIUnavailable, r.err)
+	}
+	if len(r.r.Args) != 1 || r.r.Args[0] != "new" {
+		t.Fatalf("the call's result: %v, want [new]", r.r.Args)
+	}
+}
