@@ -585,6 +585,7 @@ func (s *Shard) meshResult(t *task) {
 			s.mbuf = keepBuf(env)
 			if s.r.meshSendEnd(MeshNode(t.b), env) != nil {
 				s.r.ms.stats.SendFailed.Add(1)
+				s.strayRefused(MeshNode(t.b), t.a)
 			}
 		}
 		return
@@ -645,6 +646,21 @@ func (s *Shard) strayDue(node MeshNode, callID uint64) bool {
 	s.strays[int(s.strayNext)%maxStrays] = strayMark{node: node, callID: callID, at: now}
 	s.strayNext++
 	return true
+}
+
+// strayRefused forgets the mark strayDue just set for callID from node,
+// whose interrupt the mesh refused (its outbound queue full), so that the
+// call's next stray result is answered again. Before, the refused
+// interrupt counted as sent: a callee that streamed a burst and then
+// waited for its INTERRUPT was held on its node until its caller's
+// timeout and a second, for ever without one.
+func (s *Shard) strayRefused(node MeshNode, callID uint64) {
+	for i := range s.strays {
+		if m := &s.strays[i]; m.callID == callID && m.node == node {
+			*m = strayMark{}
+			return
+		}
+	}
 }
 
 // meshBounced sends on a call that node t.b sent back undelivered, to

@@ -60,6 +60,7 @@ type memNode struct {
 	// refuse (its outbound queue full).
 	refuseTo atomic.Uint64
 	refused  atomic.Int64 // the sends refused for sendErr
+	sent     atomic.Int64 // the sends taken
 	// gatherHold, when set, keeps the node's gathers (their queries are
 	// not sent) until releaseGathers: a slow gather.
 	gatherHold atomic.Bool
@@ -311,6 +312,7 @@ func (n *memNode) Send(node MeshNode, env []byte) error {
 	if r := n.refuseTo.Load(); r != 0 && MeshNode(r-1) == node {
 		return errors.New("outbound queue full")
 	}
+	n.sent.Add(1)
 	if n.prevRelease.Load() && len(env) > 0 && env[0] == envResult {
 		mr, err := decodeResult(env)
 		if err != nil {

@@ -16,20 +16,18 @@ import (
 func TestMeshStrayProgressInterruptedOncePerTurn(t *testing.T) {
 	mm, es := newMemMesh(t, 2, 1, nil)
 	a, b := mm.nodes[0], mm.nodes[1]
-	// Node A's sends are refused and counted (memNode.refused): each is
-	// one interrupt it tried to send.
-	full := errors.New("counted")
-	a.sendErr.Store(&full)
+	// Node A's sends are counted (memNode.sent): each is one interrupt
+	// it sent (node B ignores them: it holds no such call).
 	c := &carry{}
 	stray := func(callID uint64, n int) int64 {
-		before := a.refused.Load()
+		before := a.sent.Load()
 		for range n {
 			// Node B's progressive result of a call node A no longer
 			// has (no mcalls entry, as for an ended call).
 			es[0].r.MeshDeliver(b.id, appendResult(nil, 0, callID, rsProgress, 0, "", "", c))
 		}
 		es[0].sync()
-		return a.refused.Load() - before
+		return a.sent.Load() - before
 	}
 	if n := stray(777777, 10000); n != 1 {
 		t.Fatalf("10,000 stray progressive results of one ended call: %d interrupts sent back, want 1", n)
@@ -42,5 +40,38 @@ func TestMeshStrayProgressInterruptedOncePerTurn(t *testing.T) {
 	es[0].clock.add(stopRetryEvery)
 	if n := stray(777777, 100); n != 1 {
 		t.Fatalf("100 stray results of the first call past stopRetryEvery: %d interrupts sent back, want 1", n)
+	}
+}
+
+// An interrupt the mesh refused (node A's outbound queue full) for a
+// stray progressive result marked its call as answered all the same, so
+// that the call's further results within stopRetryEvery were not
+// answered: a callee that streamed a burst and then waited for its
+// INTERRUPT was held on its node, its invocation one of max_invocations,
+// until its caller's timeout and a second (for ever without one). Only
+// an interrupt the mesh took marks its call.
+func TestMeshStrayInterruptRefusedSentAgain(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	a, b := mm.nodes[0], mm.nodes[1]
+	c := &carry{}
+	stray := func() {
+		es[0].r.MeshDeliver(b.id, appendResult(nil, 0, 4242, rsProgress, 0, "", "", c))
+		es[0].sync()
+	}
+	full := errors.New("outbound queue full")
+	a.sendErr.Store(&full)
+	stray()
+	if n := a.refused.Load(); n != 1 {
+		t.Fatalf("a stray result with the queue full: %d interrupts tried, want 1", n)
+	}
+	a.sendErr.Store(nil)
+	before := a.sent.Load()
+	stray()
+	if n := a.sent.Load() - before; n != 1 {
+		t.Fatalf("the next stray result once the queue took sends again: %d interrupts sent, want 1 (the first was refused)", n)
+	}
+	stray()
+	if n := a.sent.Load() - before; n != 1 {
+		t.Fatalf("a third stray result within stopRetryEvery: %d interrupts sent in all, want 1", n)
 	}
 }
