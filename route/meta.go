@@ -100,7 +100,8 @@ func (s *Shard) leave(ss *Session) {
 }
 
 // shutdown says GOODBYE to every session of the shard. The calls its
-// sessions still have in progress are answered first, every one before
+// sessions still have in progress (routed, and meta calls waiting) are
+// answered first, every one before
 // any GOODBYE (ERROR wamp.error.canceled, msgShutdownInProgress): a
 // caller's GOODBYE before its callee's ended such a call with the session,
 // unanswered, and a callee's ERROR from another shard came after its
@@ -110,6 +111,14 @@ func (s *Shard) shutdown() {
 	for ss := range s.sessions() {
 		if ss.state == stEstablished {
 			for req := range ss.calls {
+				s.replyError(ss, proto.CodeCall, req, proto.URICanceled, msgShutdownInProgress)
+			}
+			// Its meta calls waiting (walk turn, the other nodes'
+			// answers) too: leave dropped them unanswered. Canceled,
+			// so that an answer gathered later is dropped.
+			for req, w := range ss.metaWaits {
+				w.canceled = true
+				delete(ss.metaWaits, req)
 				s.replyError(ss, proto.CodeCall, req, proto.URICanceled, msgShutdownInProgress)
 			}
 		}
