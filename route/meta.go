@@ -110,8 +110,18 @@ func (s *Shard) shutdown() {
 	s.closing = true
 	for ss := range s.sessions() {
 		if ss.state == stEstablished {
+			// Ended here, as a CANCEL's: kept until the GOODBYE, a
+			// call whose callee is on this shard and said GOODBYE first
+			// was answered again by that callee's leave (two ERRORs).
+			reqs := make([]uint64, 0, len(ss.calls))
 			for req := range ss.calls {
+				reqs = append(reqs, req)
+			}
+			for _, req := range reqs {
+				oc := ss.calls[req]
+				ss.endCall(req, oc)
 				s.replyError(ss, proto.CodeCall, req, proto.URICanceled, msgShutdownInProgress)
+				s.stopInvocation(oc, proto.CancelKillNoWait, proto.URICanceled)
 			}
 			// Its meta calls waiting (walk turn, the other nodes'
 			// answers) too: leave dropped them unanswered. Canceled,
