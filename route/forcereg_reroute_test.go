@@ -62,3 +62,56 @@ func TestRerouteAfterForceReregister(t *testing.T) {
 		t.Fatalf("the call's result: %v, want [new]", r.r.Args)
 	}
 }
+
+// As TestRerouteAfterForceReregister, the new registration of the default
+// policy (single: a force_reregister from a client that names none, as
+// Autobahn's RegisterOptions(force_reregister=True)). Its one callee has
+// not been tried: the call goes to it. Before, the pick refused any
+// single registration (its one callee was the one that answered), and
+// the caller got wamp.error.no_available_callee.
+func TestRerouteAfterForceReregisterSingle(t *testing.T) {
+	_, dial := startAuthLoopsWith(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const proc = "com.svc.pool"
+	invoked := make(chan struct{}, 2)
+	answer := make(chan struct{})
+	old := func(context.Context, *client.Invocation) (*client.Result, error) {
+		invoked <- struct{}{}
+		<-answer
+		return nil, &client.Error{URI: proto.URIUnavailable}
+	}
+	for i := range 2 {
+		if _, err := dial("a", "svc", i).Register(ctx, proc, old, &client.RegisterOptions{Invoke: "roundrobin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caller := dial("a", "caller", 0)
+	type res struct {
+		r   *client.Result
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		r, err := caller.Call(ctx, proc, nil, nil, nil)
+		done <- res{r, err}
+	}()
+	select {
+	case <-invoked:
+	case <-ctx.Done():
+		t.Fatal("no old callee was invoked")
+	}
+	if _, err := dial("a", "svc", 0).Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
+		return &client.Result{Args: []any{"new"}}, nil
+	}, &client.RegisterOptions{Options: map[string]any{"force_reregister": true}}); err != nil {
+		t.Fatalf("force_reregister: %v", err)
+	}
+	close(answer)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the call held by a replaced callee that answered %s, the new registration single: %v, want the new callee's result", proto.URIUnavailable, r.err)
+	}
+	if len(r.r.Args) != 1 || r.r.Args[0] != "new" {
+		t.Fatalf("the call's result: %v, want [new]", r.r.Args)
+	}
+}

@@ -117,6 +117,10 @@ type reroute struct {
 	// 17 JSON callees was converted 17 times (~10x the CPU of one call
 	// of 1 MiB), each failing alike.
 	noSer uint8
+	// switched: a force_reregister's registration took the place of the
+	// call's (currentReg), whose callee has not had the call, whatever
+	// its policy (single too: pickUntried).
+	switched bool
 	// tried are the callees the call was offered to, in order, at most
 	// maxCallTries; triedA holds the first ones (no allocation for them).
 	tried  []triedCallee
@@ -402,7 +406,9 @@ func refusalURI(uri string) bool {
 // registration, and reports whether it did.
 func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 	rr := oc.rr
-	oc.reg = currentReg(ss.realm, oc.reg)
+	if reg := currentReg(ss.realm, oc.reg); reg != oc.reg {
+		oc.reg, rr.switched = reg, true
+	}
 	progress := oc.progInv
 	rr.prog = progress
 	rr.ppt = progress && rr.c.pptMode()
@@ -504,7 +510,14 @@ func (s *Shard) timeLeft(due, now int64) uint64 {
 // callees when remote is set. ok is false when there is none.
 func (s *Shard) pickUntried(reg *registration, rr *reroute, remote bool) (ce callee, node MeshNode, ok bool) {
 	if reg.invoke == proto.InvokeSingle {
-		return callee{}, 0, false
+		// Its one callee had the call, unless the registration took the
+		// place of the call's (rr.switched): the new callee of a
+		// force_reregister of the default policy. Before, that call got
+		// no_available_callee (TestRerouteAfterForceReregisterSingle).
+		if !rr.switched {
+			return callee{}, 0, false
+		}
+		remote = false
 	}
 	l := reg.list()
 	if s.r.draining.Load() {
