@@ -67,3 +67,64 @@ func TestMeshMetricsEventsUnheard(t *testing.T) {
 		t.Fatalf("edgewamp_mesh_events_unheard_total = %v after 3 unheard events, want 3", v)
 	}
 }
+
+// TestMeshMetricsInvocationsExpired: the router's count of calls from
+// other nodes it ended a second past their caller's timeout
+// (route.MeshStats.InvocationsExpired) is on GET /metrics as
+// edgewamp_mesh_invocations_expired_total, read through the binary's
+// meshMetrics. TestMeshMetrics reads it at 0 on a quiet mesh, which it
+// is whether or not meshMetrics fills it in (review12 removed that line
+// and every test passed). A real expiry needs a link cut between two
+// nodes (edge's TestLeafFlapLostInterruptEndsHeldInvocation sees the
+// router count it): here the router's own counter is raised, as
+// TestMeshMetricsEventsUnheard raises edge's.
+func TestMeshMetricsInvocationsExpired(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1"}}, Shards: 1, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	n, err := edge.New(edge.Options{Router: r, Name: "expired", Logger: log, Leaf: edge.LeafOptions{Listen: "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	gw, err := gateway.New(gateway.Options{
+		Addr:   "127.0.0.1:0",
+		Router: r,
+		Logger: log,
+		Stats:  routerStats{r: r, mesh: func() *gateway.MeshStats { return meshMetrics(n, r) }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gw.Shutdown(ctx)
+	})
+	g := &gwRouter{base: "http://" + gw.Addr().String(), hc: &http.Client{Timeout: 10 * time.Second}}
+	if v := metricValue(scrape(t, g), "edgewamp_mesh_invocations_expired_total"); v != 0 {
+		t.Fatalf("edgewamp_mesh_invocations_expired_total = %v before any expiry, want 0 (-1: not exported)", v)
+	}
+	ms := r.MeshStats()
+	if ms == nil {
+		t.Fatal("the router has no mesh stats with a node attached")
+	}
+	ms.InvocationsExpired.Add(2)
+	if v := metricValue(scrape(t, g), "edgewamp_mesh_invocations_expired_total"); v != 2 {
+		t.Fatalf("edgewamp_mesh_invocations_expired_total = %v after 2 invocations expired, want 2", v)
+	}
+}
