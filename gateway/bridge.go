@@ -627,6 +627,7 @@ const (
 	markNone      routerMark = iota
 	markForCallee            // a CALL the router could not give the callee: the request's fault
 	markForCaller            // an answer the router could not give the caller: the callee's fault
+	markShutdown             // a call a router's stop ended (canceled): not a conflict
 )
 
 // markOf reads the router's mark of an ERROR of uri with Details d (for
@@ -638,6 +639,8 @@ func markOf(uri string, d proto.Raw) routerMark {
 	case proto.URIPayloadSizeExceeded:
 	case proto.URIInvalidArgument:
 		key, mark = route.KeyForCaller, markForCaller
+	case proto.URICanceled:
+		key, mark = route.KeyShutdown, markShutdown
 	default:
 		return markNone
 	}

@@ -232,6 +232,16 @@ func (s *sess) result(m *proto.Message) {
 	if m.Type == proto.CodeError {
 		r.err = string(m.URI)
 		r.mark = markOf(r.err, m.Dict)
+		if r.mark == markShutdown {
+			// A router's stop ended the call (this router's, the
+			// callee's node's): answered as a session the stop ended,
+			// wamp.close.system_shutdown (503, which the errors tables
+			// may map), its detail the router's. Since e130953 the
+			// router answers such calls wamp.error.canceled before its
+			// GOODBYE, which was 409 Conflict here. The gateway's own
+			// CANCEL gets no answer here (the call is gone from calls).
+			r.err = proto.CloseSystemShutdown
+		}
 	} else if progress {
 		// Bounded in results (the channel) and in bytes (Limits.SSEBuffer;
 		// one result always fits).

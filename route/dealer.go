@@ -1184,15 +1184,25 @@ func SizeForCallee(message string) bool {
 // callee wrote in it.
 const KeyForCallee = "_edgewamp_for_callee"
 
+// KeyShutdown is the Details key (true) of the wamp.error.canceled the
+// router itself sends a caller whose call a router's stop ended (this
+// router's, or the callee's node's on a mesh: msgShutdownInProgress), so
+// that the HTTP gateway tells a stop (503) from a callee that left or a
+// callee's own canceled (409) by the error's structure, not its text.
+const KeyShutdown = "_edgewamp_shutdown"
+
 // markRouterError gives out, the router's own ERROR of uri and message
 // for a peer of serializer ser, the Details {KeyForCallee: true} when it
 // is one for the callee, {KeyForCaller: true} when it is one for the
-// caller (off the hot path: errors only; out has no other Details).
+// caller, {KeyShutdown: true} for a call a stop ended (off the hot path:
+// errors only; out has no other Details).
 func markRouterError(out *proto.Message, ser proto.Serializer, uri, message string) {
 	key := KeyForCaller
 	switch {
 	case uri == proto.URIPayloadSizeExceeded && SizeForCallee(message):
 		key = KeyForCallee
+	case uri == proto.URICanceled && message == msgShutdownInProgress:
+		key = KeyShutdown
 	case strings.HasPrefix(message, ConvertCallerPrefix):
 	default:
 		return
