@@ -17,50 +17,7 @@ import (
 // replaced registration, and the caller got wamp.error.no_available_callee
 // though the new callee held the procedure.
 func TestRerouteAfterForceReregister(t *testing.T) {
-	_, dial := startAuthLoopsWith(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	const proc = "com.svc.pool"
-	invoked := make(chan struct{}, 2)
-	answer := make(chan struct{})
-	old := func(context.Context, *client.Invocation) (*client.Result, error) {
-		invoked <- struct{}{}
-		<-answer
-		return nil, &client.Error{URI: proto.URIUnavailable}
-	}
-	for i := range 2 {
-		if _, err := dial("a", "svc", i).Register(ctx, proc, old, &client.RegisterOptions{Invoke: "roundrobin"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	caller := dial("a", "caller", 0)
-	type res struct {
-		r   *client.Result
-		err error
-	}
-	done := make(chan res, 1)
-	go func() {
-		r, err := caller.Call(ctx, proc, nil, nil, nil)
-		done <- res{r, err}
-	}()
-	select {
-	case <-invoked:
-	case <-ctx.Done():
-		t.Fatal("no old callee was invoked")
-	}
-	if _, err := dial("a", "svc", 0).Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
-		return &client.Result{Args: []any{"new"}}, nil
-	}, &client.RegisterOptions{Invoke: "roundrobin", Options: map[string]any{"force_reregister": true}}); err != nil {
-		t.Fatalf("force_reregister: %v", err)
-	}
-	close(answer) // the old callee holding the call answers it unavailable
-	r := <-done
-	if r.err != nil {
-		t.Fatalf("the call held by a replaced callee that answered %s: %v, want the new callee's result", proto.URIUnavailable, r.err)
-	}
-	if len(r.r.Args) != 1 || r.r.Args[0] != "new" {
-		t.Fatalf("the call's result: %v, want [new]", r.r.Args)
-	}
+	rerouteAfterForceReregister(t, "roundrobin")
 }
 
 // As TestRerouteAfterForceReregister, the new registration of the default
@@ -70,6 +27,14 @@ func TestRerouteAfterForceReregister(t *testing.T) {
 // single registration (its one callee was the one that answered), and
 // the caller got wamp.error.no_available_callee.
 func TestRerouteAfterForceReregisterSingle(t *testing.T) {
+	rerouteAfterForceReregister(t, "")
+}
+
+// rerouteAfterForceReregister: two roundrobin callees, one holding a
+// call; a third session of their authid takes the procedure over with
+// force_reregister and the policy invoke ("" names none); the holder then
+// answers unavailable, and the call must reach the new callee.
+func rerouteAfterForceReregister(t *testing.T, invoke string) {
 	_, dial := startAuthLoopsWith(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -103,13 +68,13 @@ func TestRerouteAfterForceReregisterSingle(t *testing.T) {
 	}
 	if _, err := dial("a", "svc", 0).Register(ctx, proc, func(context.Context, *client.Invocation) (*client.Result, error) {
 		return &client.Result{Args: []any{"new"}}, nil
-	}, &client.RegisterOptions{Options: map[string]any{"force_reregister": true}}); err != nil {
-		t.Fatalf("force_reregister: %v", err)
+	}, &client.RegisterOptions{Invoke: invoke, Options: map[string]any{"force_reregister": true}}); err != nil {
+		t.Fatalf("force_reregister (invoke %q): %v", invoke, err)
 	}
-	close(answer)
+	close(answer) // the old callee holding the call answers it unavailable
 	r := <-done
 	if r.err != nil {
-		t.Fatalf("the call held by a replaced callee that answered %s, the new registration single: %v, want the new callee's result", proto.URIUnavailable, r.err)
+		t.Fatalf("the call held by a replaced callee that answered %s, the new registration's invoke %q: %v, want the new callee's result", proto.URIUnavailable, invoke, r.err)
 	}
 	if len(r.r.Args) != 1 || r.r.Args[0] != "new" {
 		t.Fatalf("the call's result: %v, want [new]", r.r.Args)
