@@ -170,12 +170,18 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, atte
 		return nil, attempt{}, refused("invalid_client", until.Sub(now))
 	}
 	id, secret, basic := r.BasicAuth()
+	if !basic && basicScheme(r.Header.Get("Authorization")) {
+		// net/http reads a Basic header that does not decode (not
+		// base64, no colon) as none: the form's credentials were taken
+		// instead, two methods in one request (RFC 6749 §2.3: "MUST NOT").
+		return nil, attempt{}, errBasicMalformed
+	}
 	if basic {
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			return nil, attempt{}, errInvalidRequest("malformed HTTP Basic credentials")
+			return nil, attempt{}, errBasicMalformed
 		}
 		if form.Get("client_secret") != "" || (form.Has("client_id") && form.Get("client_id") != id) {
 			return nil, attempt{}, errInvalidRequest("use one client authentication method")
@@ -235,6 +241,19 @@ func (s *Server) authClient(r *http.Request, form url.Values) (*clientConf, atte
 	s.limit.end(src, s.clock(), false)
 	s.secrets.add(secretKey(c, secret), now)
 	return c, attempt{}, nil
+}
+
+// errBasicMalformed refuses a request whose Authorization header is a
+// Basic one that does not decode: a failed client authentication through
+// the header, 401 with the challenge (RFC 6749 §5.2), checked before
+// anything else and not counted (no secret was tried).
+var errBasicMalformed = &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "malformed HTTP Basic credentials", basic: true}
+
+// basicScheme reports whether an Authorization header value names the
+// Basic scheme (case-insensitive, RFC 9110 §11.1).
+func basicScheme(h string) bool {
+	scheme, _, _ := strings.Cut(strings.TrimLeft(h, " "), " ")
+	return strings.EqualFold(scheme, "Basic")
 }
 
 // authFailed ends a failed attempt of src: counts it, logs it (never the
