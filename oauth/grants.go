@@ -222,6 +222,9 @@ func (s *Server) respond(ctx context.Context, l *login, withRefresh bool) (*toke
 	}
 	if refresh {
 		rt, _, err := s.newFamily(ctx, l)
+		if tm := (*tooManyLogins)(nil); errors.As(err, &tm) {
+			return nil, tm.oauthErr()
+		}
 		if err != nil {
 			return nil, s.storeErr(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/http"
 	"slices"
 	"time"
 )
@@ -67,6 +68,11 @@ type family struct {
 type famIndex struct {
 	Exp  int64    `json:"exp"` // the latest family expiry seen (for garbage collection)
 	Fams []famRef `json:"fams"`
+	// Ends holds, for each login that the user's logins ended past the
+	// bound (indexFamily) with a revocation entry, when that entry
+	// expires (unix): the entries still live are counted against
+	// maxEndedLogins.
+	Ends []int64 `json:"ends,omitempty"`
 }
 
 type famRef struct {
@@ -208,6 +214,14 @@ func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub str
 		for len(live) >= rc.MaxRefreshTokens {
 			evict, live = append(evict, live[0]), live[1:]
 		}
+		ends, err := s.endings(ctx, rc, evict)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.countEnds(rc, &idx, ends); err != nil {
+			s.log.Info("oauth: a user's logins with one client ended too many of her others lately: login refused", "realm", rc.Name, "client", client, "sub", sub, "bound", max(rc.MaxRefreshTokens, maxEndedLogins))
+			return 0, err
+		}
 		idx.Fams = append(live, ref)
 		for _, f := range idx.Fams {
 			idx.Exp = max(idx.Exp, f.Exp)
@@ -218,13 +232,105 @@ func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub str
 			}
 			return 0, err
 		}
-		for _, f := range evict {
+		for _, x := range ends {
 			s.log.Info("oauth: too many logins for one user and client: ending the oldest", "realm", rc.Name, "client", client, "sub", sub)
-			s.endFamily(ctx, f.ID, "evicted")
+			if x.until == 0 {
+				// No access token of it may live: the family alone
+				// goes, at the revision read (a refresh meanwhile
+				// minted one: ended as any other).
+				if err := s.store.Delete(ctx, "rt."+x.id, x.rev); !errors.Is(err, ErrRevision) {
+					continue
+				}
+			}
+			s.endFamily(ctx, x.id, "evicted")
 		}
 		return idx.Exp, nil
 	}
 	return 0, errStoreConflict
+}
+
+// maxEndedLogins bounds the revocation entries one user's logins with one
+// client may add by ending her older logins past Realm.MaxRefreshTokens
+// (indexFamily): each such login whose access tokens may still live is
+// revoked by an entry of the revocation set (its grant id), stored for
+// every node until those tokens expire (5.5 min by default). Unbounded,
+// one account signing in in a loop (~57 password logins a second) kept
+// ~18,800 entries on every node, each ending another of her logins. Past
+// max(MaxRefreshTokens, maxEndedLogins) entries still live, counted in her
+// index (so for all the nodes sharing the store), a login that would end
+// a login with live access tokens is refused (tooManyLogins) and ends
+// nothing: the entries are what make an ended login's access tokens stop
+// working, so they cannot be left out. A login whose access tokens have
+// all expired ends without an entry, and is not counted.
+const maxEndedLogins = 32
+
+// ending is a login indexFamily ends: its family id, the family's
+// revision as read, and until when (unix) its revocation entry lives, 0
+// for none (no access token of it may live).
+type ending struct {
+	id    string
+	rev   uint64
+	until int64
+}
+
+// endings reads the families of evict and says how each is ended (a
+// family gone already is left out). An error is the store's.
+func (s *Server) endings(ctx context.Context, rc *realmConf, evict []famRef) ([]ending, error) {
+	now := s.now()
+	var out []ending
+	for _, r := range evict {
+		e, err := s.store.Get(ctx, "rt."+r.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var f family
+		json.Unmarshal(e.Value, &f) // one that does not decode has no grant id: no entry (endFamily)
+		x := ending{id: r.ID, rev: e.Revision}
+		// ATExp 0 (an older release's family): its tokens' expiry unknown.
+		if f.Gid != "" && (f.ATExp == 0 || now.Before(time.Unix(f.ATExp, 0).Add(s.skew))) {
+			x.until = s.grantUntil(rc.Name, f.ATExp, now).Unix()
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// countEnds adds to idx.Ends the revocation entries ends will write, or
+// returns tooManyLogins when they would pass the bound (maxEndedLogins).
+// Entries that expired are dropped first, and so are those past the
+// longest an entry can live (a damaged record).
+func (s *Server) countEnds(rc *realmConf, idx *famIndex, ends []ending) error {
+	now := s.now()
+	most := now.Add(maxAccessTokenLifetime + s.skew).Unix()
+	idx.Ends = slices.DeleteFunc(idx.Ends, func(x int64) bool { return x <= now.Unix() || x > most })
+	n := len(idx.Ends)
+	for _, x := range ends {
+		if x.until != 0 {
+			idx.Ends = append(idx.Ends, x.until)
+		}
+	}
+	if len(idx.Ends) > n && len(idx.Ends) > max(rc.MaxRefreshTokens, maxEndedLogins) {
+		return &tooManyLogins{retry: time.Unix(slices.Min(idx.Ends), 0).Sub(now)}
+	}
+	return nil
+}
+
+// tooManyLogins refuses a login that would end another one past
+// maxEndedLogins: retry is when the oldest entry counted expires.
+type tooManyLogins struct{ retry time.Duration }
+
+func (e *tooManyLogins) Error() string {
+	return "oauth: too many of the user's logins with this client ended others lately"
+}
+
+// oauthErr is the answer to the refused login: 429 temporarily_unavailable
+// with a Retry-After.
+func (e *tooManyLogins) oauthErr() *oauthError {
+	return &oauthError{status: http.StatusTooManyRequests, code: "temporarily_unavailable",
+		desc: "too many logins of this user with this client lately, each ending another; try again later", retry: max(e.retry, time.Second)}
 }
 
 // indexUntil is how long (unix) a user's index that a refresh writes
@@ -375,20 +481,25 @@ func (s *Server) revokeGrant(ctx context.Context, realm, gid string) error {
 // node's lifetime only, a login's longer-lived access tokens verified
 // again once the revocation expired.
 func (s *Server) revokeGrantUntil(ctx context.Context, realm, gid string, atExp int64) error {
-	now := s.now()
-	ttl := s.cfg.Load().tokenTTL(realm, now)
-	until := now.Add(ttl + s.skew)
+	err := s.revoke(ctx, gid, s.grantUntil(realm, atExp, s.now()))
+	if err != nil {
+		s.log.Warn("oauth: cannot store a revocation", "err", err)
+	}
+	return err
+}
+
+// grantUntil is how long the revocation of a grant of realm whose access
+// tokens are known to expire by atExp (unix; 0: unknown) lasts, revoked at
+// now (revokeGrantUntil).
+func (s *Server) grantUntil(realm string, atExp int64, now time.Time) time.Time {
+	until := now.Add(s.cfg.Load().tokenTTL(realm, now) + s.skew)
 	// A token lives 24 h at most (buildConfig): a record saying longer
 	// (damaged) keeps the revocation no longer than that.
 	atExp = min(atExp, now.Add(maxAccessTokenLifetime).Unix())
 	if t := time.Unix(atExp, 0).Add(s.skew); t.After(until) {
 		until = t
 	}
-	err := s.revoke(ctx, gid, until)
-	if err != nil {
-		s.log.Warn("oauth: cannot store a revocation", "err", err)
-	}
-	return err
+	return until
 }
 
 // errReuse is a reused refresh token (its family has been revoked).
