@@ -225,18 +225,23 @@ func (s *Server) takeCodePlace(ctx context.Context, realm, sub string) (bool, er
 
 // grantAuthCode redeems a code (RFC 6749 §4.1.3, RFC 7636 §4.6).
 //
-// What the response holds is made before the code is marked used: the
-// refresh-token family is created and the access token signed first, and
-// only then does the compare-and-swap that marks the code record them on
-// it (gid and family id). A redemption that finds the code used therefore
-// always finds the family it names already in the store (on every node
-// sharing it, and after a restart), and ends it; and the grant's
-// revocation, written after the code was marked, outlasts the access token
-// signed before. Marking the code first and creating the family after let
-// a second redemption arriving in between find no family to end: the first
-// redeemer's login lived on. The loser of two concurrent redemptions, and a
-// redemption that fails after making them, deletes the family it made (its
-// tokens were never sent).
+// A redemption claims the code before it makes anything: a write from the
+// revision read marks it used, naming the grant id and family id of the
+// login it is about to make. Then the refresh-token family is created and
+// the access token signed, and the code written once more from the
+// claim's revision. A redemption that finds the code used (claimed or
+// redeemed) is a second use: it ends the family the code names and
+// revokes its grant, and marks the code; if that came before the
+// family was made, the first redemption's last write fails, and it
+// deletes its family and answers invalid_grant too, so that the login
+// never outlives a second use; if after, the second use finds the family
+// (its mark, from a revision before the last write, fails, and it ends
+// the family again). Making the login first and marking the code after
+// let every redemption sent at once make one, indexed among the user's
+// logins, which at max_refresh_tokens ended her oldest other login before
+// the losers found the code used: n redemptions ended n of her logins.
+// A redemption that fails after its claim (no signing key active, the
+// store failing) gives the code back unused, for the client to retry.
 func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Values) (resp *tokenResponse, oe *oauthError) {
 	code, verifier := form.Get("code"), form.Get("code_verifier")
 	if code == "" {
@@ -246,7 +251,7 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 	var made *login // the login whose family and tokens resp holds, once made
 	defer func() {
 		if oe != nil && made != nil && made.client.can(GrantRefreshToken) {
-			s.store.Delete(ctx, "rt."+made.fam, 0)
+			s.store.Delete(context.WithoutCancel(ctx), "rt."+made.fam, 0)
 		}
 	}()
 	for attempt := 0; attempt < 4; attempt++ {
@@ -284,7 +289,11 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 			if ttl := time.Unix(rec.Exp, 0).Sub(s.now()) + gcGrace; ttl > 0 {
 				rec.Revoked = true
 				b, _ := json.Marshal(rec)
-				s.store.Update(ctx, key, b, e.Revision, ttl)
+				if _, err := s.store.Update(ctx, key, b, e.Revision, ttl); errors.Is(err, ErrRevision) && attempt < 3 {
+					// Its redemption wrote the code again meanwhile,
+					// its family made: read again, and end that.
+					continue
+				}
 			}
 			return nil, errInvalidGrant("the authorization code was already used")
 		case s.now().Unix() >= rec.Exp:
@@ -303,29 +312,47 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 			}
 			return nil, errInvalidGrant("code_verifier does not match the code_challenge (PKCE)")
 		}
-		if made == nil {
-			l, oe := s.storedLogin(c, rec.Realm, rec.Sub, rec.Roles, false, rec.Scope)
-			if oe != nil {
-				return nil, oe
-			}
-			l.gid, l.fam = randomToken(16), newFamilyID()
-			made = l
-			r, oe := s.respond(ctx, l, true)
-			if oe != nil {
-				return nil, oe // the code stays unused: the client may try again
-			}
-			resp = r
+		l, oe := s.storedLogin(c, rec.Realm, rec.Sub, rec.Roles, false, rec.Scope)
+		if oe != nil {
+			return nil, oe
 		}
-		rec.Used, rec.Gid, rec.Fam = true, made.gid, made.fam
-		b, _ := json.Marshal(rec)
-		if _, err := s.store.Update(ctx, key, b, e.Revision, time.Until(time.Unix(rec.Exp, 0))+gcGrace); err != nil {
+		l.gid, l.fam = randomToken(16), newFamilyID()
+		ttl := time.Until(time.Unix(rec.Exp, 0)) + gcGrace
+		claim := rec
+		claim.Used, claim.Gid, claim.Fam = true, l.gid, l.fam
+		b, _ := json.Marshal(claim)
+		rev, err := s.store.Update(ctx, key, b, e.Revision, ttl)
+		if err != nil {
 			if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
-				continue // redeemed concurrently: re-read decides
+				continue // claimed or redeemed concurrently: re-read decides
 			}
 			// A store may fail a write it made (a JetStream ack lost):
 			// answered 503, the client's retry with the code was a second
 			// use, which ended the login made for it.
-			if !s.codeMarked(ctx, key, made) {
+			if rev = s.codeMarked(ctx, key, l, e.Revision); rev == 0 {
+				return nil, s.storeErr(err)
+			}
+		}
+		// Given back unused when what the code is for cannot be made,
+		// whether or not the client still waits (a later write fails if
+		// a second use marked the code meanwhile).
+		bg := context.WithoutCancel(ctx)
+		release := func() { s.store.Update(bg, key, e.Value, rev, ttl) }
+		made = l
+		resp, oe = s.respond(ctx, l, true)
+		if oe != nil {
+			release()
+			return nil, oe // the code unused again: the client may try again
+		}
+		if _, err := s.store.Update(ctx, key, b, rev, ttl); err != nil {
+			if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+				// Used a second time meanwhile, which revoked the grant
+				// and ended the family if it found it: the family goes
+				// (deferred), and nothing is sent.
+				return nil, errInvalidGrant("the authorization code was already used")
+			}
+			if s.codeMarked(ctx, key, l, rev) == 0 {
+				release()
 				return nil, s.storeErr(err)
 			}
 			s.log.Warn("oauth: the store reported an authorization code's redemption failed, but it was stored: answered with it", "err", err)
@@ -335,13 +362,17 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 	return nil, errServer("the authorization code is being used concurrently; try again")
 }
 
-// codeMarked reports whether the code at key is marked redeemed by the
-// login made, read back after the write that marks it failed.
-func (s *Server) codeMarked(ctx context.Context, key string, made *login) bool {
+// codeMarked returns the revision of the code at key when it is marked
+// used by the login made, in a revision after after (0 if not), read back
+// after a write that marks it failed.
+func (s *Server) codeMarked(ctx context.Context, key string, made *login, after uint64) uint64 {
 	e, err := s.store.Get(ctx, key)
-	if err != nil {
-		return false
+	if err != nil || e.Revision <= after {
+		return 0
 	}
 	var rec codeRec
-	return json.Unmarshal(e.Value, &rec) == nil && rec.Used && !rec.Revoked && rec.Gid == made.gid && rec.Fam == made.fam
+	if json.Unmarshal(e.Value, &rec) == nil && rec.Used && !rec.Revoked && rec.Gid == made.gid && rec.Fam == made.fam {
+		return e.Revision
+	}
+	return 0
 }

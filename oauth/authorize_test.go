@@ -92,8 +92,11 @@ func (e *testEnv) codeRedemption(b *browser) url.Values {
 		"redirect_uri": {redirectURI}, "client_id": {"dashboard"}}
 }
 
-// oneWinner checks that of two redemptions of one code exactly one got
-// tokens and the other invalid_grant, and returns the winner's answer.
+// oneWinner checks that of two redemptions of one code at most one got
+// tokens and the other (or both) invalid_grant, and returns the winner's
+// answer, or nil. Both are refused when the second came after the
+// first's claim and before its login was made: the first then finds the
+// code used a second time, ends what it made, and sends nothing.
 func oneWinner(t *testing.T, st [2]int, body [2]map[string]any) map[string]any {
 	t.Helper()
 	for i := range 2 {
@@ -101,7 +104,10 @@ func oneWinner(t *testing.T, st [2]int, body [2]map[string]any) map[string]any {
 			return body[i]
 		}
 	}
-	t.Fatalf("two redemptions of one code: %d %v and %d %v, want one success and one invalid_grant", st[0], body[0]["error"], st[1], body[1]["error"])
+	if st == [2]int{400, 400} && body[0]["error"] == "invalid_grant" && body[1]["error"] == "invalid_grant" {
+		return nil
+	}
+	t.Fatalf("two redemptions of one code: %d %v and %d %v, want at most one success, and invalid_grant", st[0], body[0]["error"], st[1], body[1]["error"])
 	return nil
 }
 
@@ -130,23 +136,27 @@ func TestAuthorizationCodeReplayDuringRedemptionEndsLogin(t *testing.T) {
 			if replayErr != nil {
 				t.Fatalf("the second redemption: %v", replayErr)
 			}
-			won := oneWinner(t, st, body)
-			at, rt := won["access_token"].(string), won["refresh_token"].(string)
-			refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"dashboard"}}
-			for _, n := range []*testEnv{a, b} {
-				n.srv.syncOnce(false)
-				if _, err := n.srv.VerifyAccessToken(at); err != ErrTokenRevoked {
-					t.Errorf("node %s: the winner's access token: %v, want ErrTokenRevoked", n.url, err)
+			// The second came after the first's claim: neither is
+			// answered with tokens (before, the first was, and its
+			// login was ended by the second).
+			if won := oneWinner(t, st, body); won != nil {
+				at, rt := won["access_token"].(string), won["refresh_token"].(string)
+				refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"dashboard"}}
+				for _, n := range []*testEnv{a, b} {
+					n.srv.syncOnce(false)
+					if _, err := n.srv.VerifyAccessToken(at); err != ErrTokenRevoked {
+						t.Errorf("node %s: the winner's access token: %v, want ErrTokenRevoked", n.url, err)
+					}
 				}
-			}
-			if st, body := b.token(refresh, "", ""); st != 400 || body["error"] != "invalid_grant" {
-				t.Fatalf("the winner's refresh token after the replay: %d %v, want invalid_grant", st, body["error"])
-			}
-			// Still so once the grant's revocation has expired.
-			a.clock.Advance(7 * time.Minute)
-			a.srv.syncOnce(false)
-			if st, body := a.token(refresh, "", ""); st != 400 || body["error"] != "invalid_grant" {
-				t.Fatalf("the winner's refresh token 7 min after the replay: %d %v, want invalid_grant", st, body["error"])
+				if st, body := b.token(refresh, "", ""); st != 400 || body["error"] != "invalid_grant" {
+					t.Fatalf("the winner's refresh token after the replay: %d %v, want invalid_grant", st, body["error"])
+				}
+				// Still so once the grant's revocation has expired.
+				a.clock.Advance(7 * time.Minute)
+				a.srv.syncOnce(false)
+				if st, body := a.token(refresh, "", ""); st != 400 || body["error"] != "invalid_grant" {
+					t.Fatalf("the winner's refresh token 7 min after the replay: %d %v, want invalid_grant", st, body["error"])
+				}
 			}
 			if es, _ := hs.List(a.ctx(), "rt."); len(es) != 0 {
 				t.Errorf("%d refresh-token families left in the store after the replay, want none", len(es))
@@ -156,7 +166,7 @@ func TestAuthorizationCodeReplayDuringRedemptionEndsLogin(t *testing.T) {
 }
 
 // The same race without a hook: two redemptions of one code sent at once,
-// repeated. Exactly one gets tokens, and its login is ended by the other:
+// repeated. At most one gets tokens, and its login is ended by the other:
 // its refresh token is refused and no family is left in the store (the
 // loser deletes the one it made). Before, the winner's login survived in
 // 20 of 20 rounds on the disk store.
@@ -187,6 +197,10 @@ func TestAuthorizationCodeConcurrentRedemptions(t *testing.T) {
 					}
 				}
 				won := oneWinner(t, st, body)
+				if won == nil {
+					e.clock.Advance(10 * time.Second)
+					continue
+				}
 				if st, _ := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {won["refresh_token"].(string)}, "client_id": {"dashboard"}}, "", ""); st == 200 {
 					alive++
 				}
