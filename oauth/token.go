@@ -218,6 +218,9 @@ func (s *Server) verify(token string, now time.Time, revoking bool) (*Claims, er
 	if jc.Iss != s.issuer || jc.Sub == "" || jc.Aud == "" || jc.Jti == "" || jc.Exp == 0 || jc.Iat == 0 {
 		return nil, ErrTokenClaims
 	}
+	if !dateInRange(jc.Exp) || !dateInRange(jc.Iat) {
+		return nil, ErrTokenMalformed
+	}
 	c := &Claims{
 		Issuer: jc.Iss, Subject: jc.Sub, Audience: string(jc.Aud),
 		Expiry: time.Unix(jc.Exp, 0), IssuedAt: time.Unix(jc.Iat, 0),
@@ -240,6 +243,17 @@ func (s *Server) verify(token string, now time.Time, revoking bool) (*Claims, er
 	}
 	return c, nil
 }
+
+// lastDate is 9999-12-31T23:59:59Z (unix), the last date RFC 3339 writes.
+const lastDate = 253402300799
+
+// dateInRange reports whether a token's iat or exp (unix seconds) is a
+// date after 1970 and by lastDate. Past it, time.Unix of a value near the
+// largest int64 overflows the Time's own count and reads as a date long
+// past: a token whose iat said "the end of time" was taken as issued
+// then, and one whose exp said a year past 9999 lived for ever. No
+// server writes either; a float (1e300) does not decode into the claims.
+func dateInRange(t int64) bool { return t > 0 && t <= lastDate }
 
 // keyFor reads token's JWS header and returns the ring's key that checks
 // it: ErrTokenMalformed for no JWS, ErrTokenSignature for a key the ring
