@@ -113,6 +113,13 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		if err := s.revoke(ctx, cl.ID, cl.Expiry.Add(s.skew)); err != nil {
+			// Not stored: its place is given back (kept, failures of a
+			// store not answering for a moment filled the bound).
+			if cl.GrantID != "" {
+				s.userRevs.giveBack(revUserKey(cl), cl.Expiry.Add(s.skew).Unix())
+			} else {
+				s.clientRevs.giveBack(cutKey(cl.ClientID, cl.Subject), cl.Expiry.Add(s.skew).Unix())
+			}
 			writeError(w, s.storeErr(err))
 			return
 		}
@@ -415,6 +422,16 @@ func (u *liveRevocations) take(key string, bound int, now, exp int64) bool {
 	return true
 }
 
+// giveBack uncounts an entry of key's that take counted until exp (its
+// revocation was not stored).
+func (u *liveRevocations) giveBack(key string, exp int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if i := slices.Index(u.m[key], exp); i >= 0 {
+		u.m[key] = slices.Delete(u.m[key], i, i+1)
+	}
+}
+
 // revUserKey is the key of a token's user in Server.userRevs.
 func revUserKey(cl *Claims) string {
 	return cl.Audience + "\x00" + cl.ClientID + "\x00" + cl.Subject
@@ -537,6 +554,8 @@ func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err 
 		// iat.
 		cut = most
 		if err := s.revoke(ctx, cl.ID, cl.Expiry.Add(s.skew)); err != nil {
+			// Not stored: the place is given back, as handleRevoke's.
+			s.clientRevs.giveBack(aheadRevs+cutKey(cl.ClientID, cl.Subject), cl.Expiry.Add(s.skew).Unix())
 			return false, err
 		}
 	}
