@@ -142,19 +142,27 @@ func (s *Server) revokedToExpiry(cl *Claims) bool {
 		return true // expired on every node: nothing left to revoke
 	}
 	exp := cl.Expiry.Unix()
-	if v, ok := s.revoked.Load(cl.ID); ok && v.(int64) >= exp {
+	if v, ok := s.revoked.Load(cl.ID); ok && v.(int64) >= exp && !s.isUnstored(cl.ID) {
 		return true
 	}
 	if cl.GrantID != "" {
 		v, ok := s.revoked.Load(cl.GrantID)
-		return ok && v.(int64) >= exp
+		return ok && v.(int64) >= exp && !s.isUnstored(cl.GrantID)
 	}
 	for _, k := range []string{cutKey(cl.ClientID, cl.Subject), cl.ClientID} {
-		if v, ok := s.cuts.Load(k); ok && cl.IssuedAt.Unix() <= v.(clientCut).cut && v.(clientCut).exp >= exp {
+		if v, ok := s.cuts.Load(k); ok && cl.IssuedAt.Unix() <= v.(clientCut).cut && v.(clientCut).exp >= exp && !s.isUnstored(unstoredCut(k)) {
 			return true
 		}
 	}
 	return false
+}
+
+// isUnstored reports whether a revocation held here (an id, or a cut-off's
+// unstoredCut key) failed to be written to the store: not done for the
+// other nodes, so that revoking again writes it.
+func (s *Server) isUnstored(k string) bool {
+	_, ok := s.unstored.Load(k)
+	return ok
 }
 
 // endGrant revokes the login an access token came from: its refresh-token
@@ -565,6 +573,15 @@ func (s *Server) revokeClient(ctx context.Context, cl *Claims) (first bool, err 
 	if s.setCut(ck, cut, exp) && s.onRevoke != nil {
 		s.onRevoke([]string{subjectRevocationID(cl.ClientID, cl.Subject)})
 	}
+	// Held here at once; marked unstored until its record is written (as
+	// revoke's ids), so that a retry writes it.
+	defer func() {
+		if err != nil {
+			s.unstored.Store(unstoredCut(ck), struct{}{})
+		} else {
+			s.unstored.Delete(unstoredCut(ck))
+		}
+	}()
 	key := "rv." + cutStoreID(cl.ClientID, cl.Subject)
 	ttl := time.Unix(exp, 0).Sub(now) + s.skew
 	for range 5 {

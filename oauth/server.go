@@ -43,6 +43,7 @@ type Server struct {
 	userRevs    liveRevocations         // access tokens of logins revoked one by one, per user (revoke.go)
 	cuts        sync.Map                // cutKey(client, sub) (an older release's: client id) → clientCut; synced from rv.client.*
 	clientRevs  liveRevocations         // tokens without a login revoked one by one, per client and subject (revoke.go)
+	unstored    sync.Map                // ids of revoked and unstoredCut(keys) of cuts held here whose store write failed → struct{}
 	cache       *tokenCache
 	secrets     *secretCache
 	limit       *limiter
@@ -387,12 +388,14 @@ func (s *Server) syncRevoked(ctx context.Context, full bool) error {
 	s.revoked.Range(func(k, v any) bool {
 		if v.(int64) <= now {
 			s.revoked.Delete(k)
+			s.unstored.Delete(k)
 		}
 		return true
 	})
 	s.cuts.Range(func(k, v any) bool {
 		if v.(clientCut).exp <= now {
 			s.cuts.Delete(k)
+			s.unstored.Delete(unstoredCut(k.(string)))
 		}
 		return true
 	})
@@ -419,6 +422,11 @@ func (s *Server) raiseRevoked(id string, exp int64) bool {
 // id revoked already keeps the later of the two expiries: a grant revoked
 // again by a node that knows a longer token lifetime (a reload, or a node
 // restarted since) must stay revoked as long as its tokens can live.
+//
+// The id is in this node's set at once, whatever the store answers; one
+// whose write failed is marked unstored until a write of it succeeds, so
+// that a retry of the revocation (revokedToExpiry) writes it rather than
+// finding it done: the other nodes never learnt it.
 func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 	if id == "" {
 		return nil
@@ -430,6 +438,21 @@ func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 	if s.raiseRevoked(id, exp.Unix()) && s.onRevoke != nil {
 		s.onRevoke([]string{id})
 	}
+	err := s.storeRevocation(ctx, id, exp, now)
+	if err != nil {
+		s.unstored.Store(id, struct{}{})
+	} else {
+		s.unstored.Delete(id)
+	}
+	return err
+}
+
+// unstoredCut is the Server.unstored key of the cut-off of key (cutKey).
+func unstoredCut(key string) string { return "\x00cut\x00" + key }
+
+// storeRevocation writes rv.<id> until exp, or moves a stored one's
+// expiry on to it.
+func (s *Server) storeRevocation(ctx context.Context, id string, exp, now time.Time) error {
 	key := "rv." + id
 	b, _ := json.Marshal(revRecord{Exp: exp.Unix()})
 	ttl := exp.Sub(now) + s.skew
