@@ -79,3 +79,30 @@ func TestLoginEvictionsBoundedPerUser(t *testing.T) {
 		t.Fatalf("%d logins ending logins whose access tokens had all expired stored %d revocation entries, want none", DefaultMaxRefreshTokens, after-before)
 	}
 }
+
+// The bound on the entries a user's logins add is for the nodes sharing
+// the store together (it is counted in her index record): logins sent
+// to two nodes in turn add no more than those sent to one.
+func TestLoginEvictionsBoundedAcrossNodes(t *testing.T) {
+	a := startEnv(t, nil)
+	b := startEnv(t, func(o *Options) { o.Store = a.store; o.Issuer = a.url; o.now = a.clock.Now })
+	made := 0
+	for i := range 100 {
+		n := []*testEnv{a, b}[i%2]
+		st, body := n.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}}, "backend", backendSec)
+		switch {
+		case st == 200:
+			made++
+		case st != 429:
+			t.Fatalf("login %d of alice: %d %v", i+1, st, body)
+		}
+	}
+	es, err := a.store.List(a.ctx(), "rv.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("100 logins of alice on two nodes in turn: %d made, %d revocation entries stored", made, len(es))
+	if bound := max(DefaultMaxRefreshTokens, maxEndedLogins); len(es) > bound {
+		t.Fatalf("100 logins of one user on two nodes stored %d revocation entries, want at most %d", len(es), bound)
+	}
+}
