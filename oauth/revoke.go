@@ -57,6 +57,16 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 					writeError(w, errNotYourToken)
 					return
 				}
+				// The grant first: a failure leaves the family for the
+				// client's retry (503 says to try again). Deleted first,
+				// the retry found no login and answered 200, the grant
+				// revoked on this node alone, and the login's access
+				// tokens went on working on the others until they
+				// expired.
+				if err := s.revokeGrantUntil(ctx, f.Realm, f.Gid, f.ATExp); err != nil {
+					writeError(w, s.storeErr(err))
+					return
+				}
 				if err := s.endFamily(ctx, rt.fam, "revoked"); err != nil {
 					writeError(w, s.storeErr(err))
 					return
