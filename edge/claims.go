@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -186,6 +187,9 @@ type claimStore struct {
 	creditedAt time.Time
 	// lastUnheard is the life (name and boot) of take's last errUnheard.
 	lastUnheard [2]string
+	// twinLogged is when twinRuns last logged a node under this node's
+	// name that answered.
+	twinLogged time.Time
 	// noWait makes take wait for no life (wait, cutOff): set while
 	// retryParked tries a claim parked for maxParked.
 	noWait bool
@@ -1316,9 +1320,25 @@ func (c *claimStore) take(key string) error {
 	// Under this node's name but another boot: another node that uses
 	// this node's name while it is heard (peers.go, twins), whose claim
 	// stays its own (both held the registration before); else this
-	// node's earlier life (a restart).
-	if owner == c.n.opts.Name && boot != strconv.FormatUint(c.n.boot, 10) && c.n.twinAlive(boot) {
-		return route.ErrMeshClaimed
+	// node's earlier life (a restart). One not heard yet is asked
+	// (twinRuns): a node started under a live node's name took its claims
+	// over until that node's first heartbeat came, and both answered.
+	if owner == c.n.opts.Name && boot != strconv.FormatUint(c.n.boot, 10) {
+		if c.n.twinAlive(boot) {
+			return route.ErrMeshClaimed
+		}
+		if _, waiting := c.unheard[owner+"\n"+boot]; !waiting {
+			switch c.twinRuns(boot) {
+			case twinRunning:
+				return route.ErrMeshClaimed
+			case twinSilent:
+				if c.wait("", owner, boot, c.n.opts.PeerTimeout) {
+					return errUnheard
+				}
+			}
+		} else if c.wait("", owner, boot, c.n.opts.PeerTimeout) {
+			return errUnheard
+		}
 	}
 	// Ours from an earlier boot or still to be given back, or a dead
 	// node's: take it over.
@@ -1332,6 +1352,45 @@ func (c *claimStore) take(key string) error {
 	c.held[key] = claimRec{rev: rev}
 	delete(c.releasing, key)
 	return nil
+}
+
+// twinRuns' answers: no node under this node's name runs boot
+// (nobody to ask: a crashed earlier life of this node), one does (it
+// answered), or the question went unanswered (a node that does not
+// answer it, or a life whose link is not cut yet).
+const (
+	twinGone = iota
+	twinRunning
+	twinSilent
+)
+
+// twinRuns asks the mesh whether a node under this node's name runs as
+// boot (decimal, as a claim holds it), on that name's subjects (Node.
+// direct, "l"), which only that life answers: this node's own
+// subscription to them takes none of its own messages (NoEcho), so with
+// no other node under the name NATS answers "no responders" at once, and
+// a restart of a crashed node is not delayed. The store has just
+// answered, so this node's link to the mesh is up. Worker goroutine.
+func (c *claimStore) twinRuns(boot string) int {
+	b, err := strconv.ParseUint(boot, 10, 64)
+	if err != nil {
+		return twinGone // no boot: a node of a release before boots
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	defer cancel()
+	m, err := c.n.nc.RequestWithContext(ctx, nodeSubject(c.n.opts.Name, "l"), bootBytes(b))
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return twinGone
+	case err != nil || len(m.Data) != 8 || binary.LittleEndian.Uint64(m.Data) != b:
+		return twinSilent
+	}
+	if now := time.Now(); now.Sub(c.twinLogged) >= twinLogEvery {
+		c.twinLogged = now
+		c.n.log.Error("mesh: another node uses this node's name; node names must be unique (set mesh.node): a single registration it holds is refused here",
+			"node", c.n.opts.Name, "boot", c.n.boot, "other_boot", b)
+	}
+	return twinRunning
 }
 
 // wait reports whether a claim held by life (name, boot), not heard yet

@@ -625,6 +625,12 @@ func (n *Node) direct(m *nats.Msg, op string) {
 		n.applySync(m)
 	case op == "x":
 		n.onForgotten(m)
+	case op == "l":
+		// Another node under this node's name asks whether this life
+		// runs (claims.go, twinRuns): a claim of this boot is its own.
+		if m.Reply != "" && len(m.Data) == 8 && binary.LittleEndian.Uint64(m.Data) == n.boot {
+			n.out.push(opPublish, m.Reply, "", bootBytes(n.boot), nil)
+		}
 	case op == "g":
 		n.pacedAck(senderOf(m.Reply), m.Data)
 	case strings.HasPrefix(op, "p."):
