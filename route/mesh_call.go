@@ -452,6 +452,8 @@ func (s *Shard) meshContinue(ss *Session, oc *outCall, m *proto.Message, progres
 // answered or this node left, for ever for a callee that does not answer.
 func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
 	s.dropMcall(oc.invID)
+	s.ended[s.endedNext%maxEnded] = endedMark{node: oc.node, callID: oc.invID, reason: reason}
+	s.endedNext++
 	if !s.meshSendInterrupt(oc, mode, reason) {
 		s.keepStop(lostStop{node: oc.node, callID: oc.invID, mode: mode, reason: reason})
 	}
@@ -581,7 +583,7 @@ func (s *Shard) meshResult(t *task) {
 		// (killnowait, as for a caller gone): a node that no longer
 		// holds the invocation ignores it.
 		if t.flags&tfProgress != 0 && s.strayDue(MeshNode(t.b), t.a) {
-			env := appendInterrupt(s.mbuf[:0], t.a, proto.CancelKillNoWait, proto.URICanceled)
+			env := appendInterrupt(s.mbuf[:0], t.a, proto.CancelKillNoWait, s.endReason(MeshNode(t.b), t.a))
 			s.mbuf = keepBuf(env)
 			if s.r.meshSendEnd(MeshNode(t.b), env) != nil {
 				s.r.ms.stats.SendFailed.Add(1)
@@ -610,6 +612,32 @@ func (s *Shard) meshResult(t *task) {
 	}
 	rt := task{kind: tResult, s: mc.ss, a: mc.req, b: t.a, flags: t.flags &^ tfBacklogged, c: t.c}
 	s.deliverResult(&rt)
+}
+
+// endedMark is a call to another node that meshStop ended, and why (an
+// error URI, a constant): Shard.ended.
+type endedMark struct {
+	node   MeshNode
+	callID uint64
+	reason string
+}
+
+// maxEnded is how many of the calls meshStop ended a shard remembers
+// (32 bytes each), for the reason of a stray result's interrupt.
+const maxEnded = 64
+
+// endReason is the reason a stray result's interrupt gives for callID of
+// node: the one its call ended with here, if among the last maxEnded
+// meshStop ended (its own interrupt, lost on its way, said it), else
+// wamp.error.canceled. Before, it was canceled for every call, also one
+// that had timed out. Off the call path (results of calls already ended).
+func (s *Shard) endReason(node MeshNode, callID uint64) string {
+	for i := range s.ended {
+		if m := &s.ended[i]; m.callID == callID && m.node == node && m.reason != "" {
+			return m.reason
+		}
+	}
+	return proto.URICanceled
 }
 
 // strayMark is a call whose stray progressive result was answered by an

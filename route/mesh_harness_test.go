@@ -91,6 +91,10 @@ type memNode struct {
 	// dupKinds, when set, lists the envelope kinds the node sends twice
 	// (a faulty link delivering a copy of each).
 	dupKinds atomic.Pointer[string]
+	// dropKinds, when set, lists the envelope kinds the node's sends
+	// lose on their way (taken, never delivered: a link cut and
+	// restored within the peer timeout).
+	dropKinds atomic.Pointer[string]
 	// maxMsg, when set, is the largest message the node's mesh carries
 	// (MeshMessageLimit, NATS's max_payload): a larger answer of its
 	// is lost, as nats.go refuses it.
@@ -313,6 +317,9 @@ func (n *memNode) Send(node MeshNode, env []byte) error {
 		return errors.New("outbound queue full")
 	}
 	n.sent.Add(1)
+	if k := n.dropKinds.Load(); k != nil && len(env) > 0 && strings.IndexByte(*k, env[0]) >= 0 {
+		return nil
+	}
 	if n.prevRelease.Load() && len(env) > 0 && env[0] == envResult {
 		mr, err := decodeResult(env)
 		if err != nil {

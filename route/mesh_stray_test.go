@@ -3,6 +3,9 @@ package route
 import (
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/proto"
 )
 
 // Each progressive result of a call the caller's node had ended was
@@ -73,5 +76,35 @@ func TestMeshStrayInterruptRefusedSentAgain(t *testing.T) {
 	stray()
 	if n := a.sent.Load() - before; n != 1 {
 		t.Fatalf("a third stray result within stopRetryEvery: %d interrupts sent in all, want 1", n)
+	}
+}
+
+// A call to another node's callee that timed out at its caller's node,
+// whose interrupt was lost on its way (a link cut and restored within
+// the peer timeout), is ended by the interrupt that answers its callee's
+// next progressive result: that interrupt said wamp.error.canceled
+// whatever ended the call, where the callee had been told
+// wamp.error.timeout had the first one arrived. It carries the reason the
+// call ended with now.
+func TestMeshStrayInterruptCarriesTheCallsEnd(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee := es[1].join(proto.JSON)
+	callee.register("com.stream", nil)
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	req := caller.call("com.stream", map[string]any{"timeout": 1000, "receive_progress": true}, nil, nil)
+	mm.sync()
+	inv := callee.expect(proto.CodeInvocation)
+	lost := string(rune(envInterrupt))
+	mm.nodes[0].dropKinds.Store(&lost)
+	es[0].advance(1500 * time.Millisecond) // A's clock only: B's own bound is not due
+	caller.expectError(proto.CodeCall, req, proto.URITimeout)
+	mm.sync()
+	mm.nodes[0].dropKinds.Store(nil)
+	callee.yield(inv.Request, map[string]any{"progress": true}, []any{1})
+	mm.sync()
+	in := callee.expect(proto.CodeInterrupt)
+	if r := string(in.Opt.Str(proto.KeyReason)); r != proto.URITimeout {
+		t.Fatalf("the interrupt answering a stray result of a call that timed out says %q, want %s", r, proto.URITimeout)
 	}
 }

@@ -150,6 +150,11 @@ type Shard struct {
 	// slot the next takes. Owned by the loop.
 	strays    [maxStrays]strayMark
 	strayNext uint8
+	// ended are the last calls to other nodes meshStop ended, with their
+	// reasons (endReason), endedNext the slot the next takes. Owned by
+	// the loop.
+	ended     [maxEnded]endedMark
+	endedNext uint8
 
 	// creds indexes the established sessions that hold a withdrawable
 	// credential by its ids (credential.go); nil until the first one.
