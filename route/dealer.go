@@ -1018,8 +1018,17 @@ func (s *Shard) deliverInvocation(t *task) {
 			// registration it no longer holds (Autobahn takes one for a
 			// protocol violation). Rerouted as for a callee gone, else
 			// no_available_callee.
-			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: tfError | tfUnavailable,
-				c: &carry{uri: proto.URINoAvailableCallee, msg: "the callee unregistered before the call reached it"}})
+			c, flags := &carry{}, tfError|tfUnavailable
+			if currentReg(cs.realm, t.reg) != t.reg {
+				// A force_reregister took the registration over after
+				// the caller's shard picked this callee: a copy of the
+				// call goes back, for the registration holding the
+				// procedure now (rerouteReplaced). Cold path.
+				c.ownFrom(t.c)
+				flags |= tfReplaced
+			}
+			c.uri, c.msg = proto.URINoAvailableCallee, "the callee unregistered before the call reached it"
+			s.send(t.peer.shard, task{kind: tResult, s: t.peer, a: t.a, b: t.b, flags: flags, c: c})
 			return
 		}
 		if uri, ok := cs.mayInvoke(t.reg, t.c.uri); !ok {

@@ -330,6 +330,9 @@ func (rr *reroute) remoteUntried(rc remoteCallee) bool {
 // when no untried callee is left (or the policy is single), or
 // unavailable as the callee said when the call may not be rerouted.
 func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task) bool {
+	if t.flags&tfReplaced != 0 {
+		s.rerouteReplaced(ss, oc, t)
+	}
 	if oc.canceling || oc.chunked || oc.gotProg {
 		return false
 	}
@@ -385,6 +388,46 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 	}
 	t.c.uri = proto.URINoAvailableCallee
 	return false
+}
+
+// rerouteReplaced makes the reroute record of a call that kept none (a
+// registration of one callee when called) from the copy its callee's
+// shard handed back (t.c, tfReplaced): a force_reregister took the
+// registration over between the call's pick and its arrival there, so
+// the call goes on with the registration that holds the procedure now
+// (rerouteCall, currentReg), as one kept for a reroute does. Before, the
+// caller got wamp.error.no_available_callee though the new callee held
+// the procedure. The payload is taken out of t, whose error may reach
+// the caller. Within maxRerouteHeld and the caller's share, as
+// newReroute; the disclosure the call's callee had (oc.disclose) goes
+// with it. Cold path.
+func (s *Shard) rerouteReplaced(ss *Session, oc *outCall, t *task) {
+	c := *t.c
+	*t.c = carry{uri: c.uri, msg: c.msg}
+	if oc.rr != nil || oc.callee == nil {
+		return
+	}
+	proc := oc.reg.uri
+	if oc.reg.match != proto.MatchExact {
+		proc = oc.proc
+	}
+	cost := int64(c.size()+2*len(proc)) + 512
+	if s.rerouteHeld+cost > maxRerouteHeld || ss.rerouteHeld > 0 && ss.rerouteHeld+cost > rerouteShare {
+		return
+	}
+	s.rerouteHeld += cost
+	ss.rerouteHeld += cost
+	rr := new(reroute)
+	rr.disclose, rr.cost, rr.by = oc.disclose, cost, ss
+	c.uri, c.msg, c.queued = "", "", 0
+	rr.c = c
+	rr.proc = proc
+	if oc.reg.match != proto.MatchExact {
+		rr.c.uri = proc
+	}
+	rr.triedA[0] = triedCallee{0, oc.callee.id}
+	rr.tried = rr.triedA[:1]
+	oc.rr = rr
 }
 
 // refusalURI reports whether uri, in an answer the caller's node may

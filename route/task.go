@@ -56,6 +56,11 @@ const (
 	// past MaxConverted): the caller's shard passes by that serializer's
 	// callees when it reroutes the call (reroute.noSer).
 	tfSerRefused
+	// tfReplaced: a tResult with tfUnavailable for a call whose callee
+	// lost the registration to a force_reregister before the call
+	// reached it: c holds a copy of the call's payload, from which the
+	// caller's shard reroutes it when it kept none (rerouteReplaced).
+	tfReplaced
 )
 
 // task is one unit of work for a shard, passed by value through its
