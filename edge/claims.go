@@ -1738,6 +1738,10 @@ func (n *Node) WonHold() time.Duration {
 	return 2*n.reconcileEvery() + claimTimeout
 }
 
+// PeerTimeout implements route.MeshPeerWindow: the router sends the
+// interrupt of a call without a timeout again past it.
+func (n *Node) PeerTimeout() time.Duration { return n.opts.PeerTimeout }
+
 // CheckClaims implements route.MeshClaimCheck: another node's single
 // part of a single registration this node has callees of left the
 // directory (a conflict's loser revoked its callees and gave back the

@@ -212,6 +212,14 @@ type MeshMessageLimit interface {
 	MaxMessage() int
 }
 
+// MeshPeerWindow is implemented by a Mesh that takes a node silent for
+// PeerTimeout for dead: an interrupt lost with a link cut shorter than
+// that is sent again past it (Shard.echoStop; meshEchoAfter otherwise).
+// Read once, at AttachMesh.
+type MeshPeerWindow interface {
+	PeerTimeout() time.Duration
+}
+
 // MeshWonHold is implemented by a Mesh whose claim store a conflict's
 // winner claims again at its own pace: WonHold is how long after this
 // node lost a conflict of single registrations its directory, not the
@@ -344,6 +352,9 @@ type meshState struct {
 	// wonHold is how long the directory refuses a procedure whose
 	// conflict this node lost (MeshWonHold, meshWonHold).
 	wonHold time.Duration
+	// echoAfter is when an interrupt of a call without a timeout is sent
+	// again (Shard.echoStop). Static after AttachMesh.
+	echoAfter time.Duration
 	// sessionClaims bounds a session's single registrations (held, and
 	// waiting for the claim store); 0: none. share is the mesh's, told of
 	// each refusal (MeshClaimShare).
@@ -630,6 +641,10 @@ func (r *Router) AttachMesh(m Mesh, name string, slot uint16) error {
 	r.ms = &meshState{name: name, slot: uint64(slot), wonHold: meshWonHold}
 	if h, ok := m.(MeshWonHold); ok && h.WonHold() > 0 {
 		r.ms.wonHold = h.WonHold()
+	}
+	r.ms.echoAfter = meshEchoAfter
+	if w, ok := m.(MeshPeerWindow); ok && w.PeerTimeout() > 0 {
+		r.ms.echoAfter = w.PeerTimeout() + meshInvGrace
 	}
 	if cc, ok := m.(MeshClaimCheck); ok {
 		r.ms.check = cc

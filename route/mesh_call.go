@@ -454,8 +454,71 @@ func (s *Shard) meshStop(oc *outCall, mode proto.CancelMode, reason string) {
 	s.dropMcall(oc.invID)
 	s.ended[s.endedNext%maxEnded] = endedMark{node: oc.node, callID: oc.invID, reason: reason}
 	s.endedNext++
+	ls := lostStop{node: oc.node, callID: oc.invID, mode: mode, reason: reason}
 	if !s.meshSendInterrupt(oc, mode, reason) {
-		s.keepStop(lostStop{node: oc.node, callID: oc.invID, mode: mode, reason: reason})
+		s.keepStop(ls)
+		return
+	}
+	if reason != proto.URITimeout && (oc.due == 0 || oc.killDue) {
+		s.echoStop(ls)
+	}
+}
+
+// Interrupts of calls without a timeout, sent again. The callee's node
+// ends a call from another node 1 s past its caller's timeout
+// (meshInvExpired); one without a timeout (nor rpc.call_timeout on the
+// caller's node) it held, its callee working on it, until the callee
+// answered, for ever for one waiting for its INTERRUPT, when the
+// interrupt of its cancel or of its caller's leave was lost on its way
+// (a link cut and restored within the peer timeout: NATS is at most
+// once; a kill-mode cancel's was sent again 10 s later, killnowait). Such
+// an interrupt is sent once more, past the peer timeout and a second
+// (echoAfter): the link is back by then, or its node taken for dead and
+// the invocation dropped there. A node that no longer holds the
+// invocation ignores it (25 bytes). At most maxLostStops a shard wait.
+
+// meshEchoAfter is echoAfter for a Mesh that does not say its peer
+// timeout (MeshPeerWindow): edgewamp's default, 2 s, and a second.
+const meshEchoAfter = 3 * time.Second
+
+// lateStop is an interrupt to send again at due (Router.now).
+type lateStop struct {
+	lostStop
+	due int64
+}
+
+// echoStop keeps ls to send again past the peer timeout (retryStops).
+func (s *Shard) echoStop(ls lostStop) {
+	if len(s.lateStops) >= maxLostStops {
+		return
+	}
+	s.lateStops = append(s.lateStops, lateStop{lostStop: ls, due: s.r.now() + int64(s.r.ms.echoAfter)})
+	if !s.stopsArmed {
+		s.stopsArmed = true
+		s.addTimer(timer{due: s.r.now() + int64(stopRetryEvery), kind: tmStops})
+	}
+}
+
+// sendLateStops sends the interrupts of lateStops that are due; one the
+// mesh refuses joins lostStops.
+func (s *Shard) sendLateStops() {
+	now, n := s.r.now(), 0
+	for _, ls := range s.lateStops {
+		if ls.due > now {
+			s.lateStops[n] = ls
+			n++
+			continue
+		}
+		env := appendInterrupt(s.mbuf[:0], ls.callID, ls.mode, ls.reason)
+		s.mbuf = keepBuf(env)
+		if s.r.meshSendEnd(ls.node, env) != nil && len(s.lostStops) < maxLostStops {
+			s.lostStops = append(s.lostStops, ls.lostStop)
+		}
+	}
+	clear(s.lateStops[n:])
+	s.lateStops = s.lateStops[:n]
+	if n == 0 && cap(s.lateStops) > 64 {
+		s.lateStops = nil
 	}
 }
 
@@ -501,6 +564,9 @@ func (s *Shard) keepStop(ls lostStop) {
 // node's interrupts, their callees holding the invocations meanwhile.
 func (s *Shard) retryStops() {
 	s.stopsArmed = false
+	if len(s.lateStops) > 0 {
+		s.sendLateStops()
+	}
 	var refused []MeshNode // the nodes that refused one this turn (few)
 	n := 0
 	for _, ls := range s.lostStops {
@@ -517,10 +583,11 @@ func (s *Shard) retryStops() {
 	}
 	clear(s.lostStops[n:])
 	s.lostStops = s.lostStops[:n]
-	if n > 0 {
+	if n > 0 || len(s.lateStops) > 0 {
 		s.stopsArmed = true
 		s.addTimer(timer{due: s.r.now() + int64(stopRetryEvery), kind: tmStops})
-	} else if cap(s.lostStops) > 64 {
+	}
+	if n == 0 && cap(s.lostStops) > 64 {
 		s.lostStops = nil
 	}
 }
@@ -529,6 +596,7 @@ func (s *Shard) retryStops() {
 // (it dropped what its callees had of this node's callers).
 func (s *Shard) forgetStops(node MeshNode) {
 	s.lostStops = slices.DeleteFunc(s.lostStops, func(ls lostStop) bool { return ls.node == node })
+	s.lateStops = slices.DeleteFunc(s.lateStops, func(ls lateStop) bool { return ls.node == node })
 }
 
 // meshSendInterrupt sends the callee's node an interrupt of oc, and
@@ -774,7 +842,7 @@ func (s *Shard) meshBounced(t *task) {
 // meshNodeDown fails the calls this shard sent to node and drops the
 // invocations node's callers made here.
 func (s *Shard) meshNodeDown(node MeshNode) {
-	if len(s.lostStops) > 0 {
+	if len(s.lostStops) > 0 || len(s.lateStops) > 0 {
 		s.forgetStops(node)
 	}
 	for id, mc := range s.mcalls {

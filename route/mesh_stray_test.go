@@ -108,3 +108,44 @@ func TestMeshStrayInterruptCarriesTheCallsEnd(t *testing.T) {
 		t.Fatalf("the interrupt answering a stray result of a call that timed out says %q, want %s", r, proto.URITimeout)
 	}
 }
+
+// A call without a timeout to another node's callee that waits for its
+// INTERRUPT, canceled (killnowait) while the link to that node was cut
+// (restored within the peer timeout: neither node takes the other for
+// dead), lost its interrupt with the link, and the callee's node, which
+// bounds only calls with a timeout (meshInvExpired), held the invocation
+// (one of max_invocations) and its callee waited, for ever. The interrupt
+// is sent once more past the peer timeout.
+func TestMeshLostInterruptOfUntimedCallSentAgain(t *testing.T) {
+	mm, es := newMemMesh(t, 2, 1, nil)
+	callee := es[1].join(proto.JSON)
+	callee.register("com.wait", nil)
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	req := caller.call("com.wait", nil, nil, nil)
+	mm.sync()
+	callee.expect(proto.CodeInvocation)
+	lost := string(rune(envInterrupt))
+	mm.nodes[0].dropKinds.Store(&lost)
+	caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+	caller.expectError(proto.CodeCall, req, proto.URICanceled)
+	mm.sync()
+	mm.nodes[0].dropKinds.Store(nil)
+	if p := es[1].r.MeshPending(); p != 1 {
+		t.Fatalf("node B holds %d invocations after the lost interrupt, want 1", p)
+	}
+	es[1].advance(time.Hour) // B's clock: no bound of its own
+	es[0].advance(4 * time.Second)
+	mm.sync()
+	select {
+	case m := <-callee.peer.in:
+		if m.Type != proto.CodeInterrupt {
+			t.Fatalf("the callee got %s, want INTERRUPT", describe(m))
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the callee of a call without a timeout was never interrupted after its interrupt was lost (node B holds %d invocations)", es[1].r.MeshPending())
+	}
+	if p := es[1].r.MeshPending(); p != 0 {
+		t.Fatalf("node B holds %d invocations, want 0", p)
+	}
+}

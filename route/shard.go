@@ -142,6 +142,10 @@ type Shard struct {
 	// (tmStops) until the mesh takes them or their node leaves. Owned by
 	// the loop.
 	lostStops []lostStop
+	// lateStops are the interrupts of calls to other nodes without a
+	// timeout, ended here, to send again past the peer timeout
+	// (echoStop). Owned by the loop.
+	lateStops []lateStop
 	// stopsArmed is set while a tmStops timer is pending (keepStop,
 	// retryStops). Owned by the loop.
 	stopsArmed bool
