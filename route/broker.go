@@ -325,6 +325,32 @@ func (p *publication) own() *publication {
 	return &c
 }
 
+// ownRetained is own for the copy a realm retains (Realm.retain): its
+// topic is kept in the array that holds its payload, which retain counts
+// (by its capacity) besides the topic of its map key. own's topic, an
+// array of its own, was held and counted nowhere: an event on a 4 KiB
+// topic held two copies of it and was counted for one, so retained events
+// on long topics held twice limits.retained_bytes. Not on the publication
+// path: for a retained event only (one allocation, as own's topic was).
+func (p *publication) ownRetained() *publication {
+	c := *p
+	cc := &carry{transparent: p.c.transparent, uri: p.c.uri}
+	cc.buf = make([]byte, 0, len(p.topic)+p.c.size())
+	cc.buf = append(cc.buf, p.topic...)
+	c.topic = cc.buf[:len(p.topic):len(p.topic)]
+	cc.args = cc.keep(p.c.args)
+	cc.kwargs = cc.keep(p.c.kwargs)
+	for i, v := range p.c.ppt {
+		if v != nil {
+			start := len(cc.buf)
+			cc.buf = append(cc.buf, v...)
+			cc.ppt[i] = cc.buf[start:len(cc.buf):len(cc.buf)]
+		}
+	}
+	c.c = cc
+	return &c
+}
+
 // subscribe handles SUBSCRIBE.
 func (s *Shard) subscribe(ss *Session, m *proto.Message) {
 	if !s.checkRequest(ss, m) {
@@ -748,7 +774,7 @@ func (s *Shard) publish(ss *Session, m *proto.Message) {
 		if lists {
 			p.filter = filterOf(&m.Opt)
 		}
-		kept := p.own()
+		kept := p.ownRetained()
 		kept.excludeMe = false // a retained event goes to later subscribers, the publisher too
 		kept.retained = true
 		// It outlives the publisher: keep who published, for disclosure,

@@ -23,7 +23,9 @@ import (
 // now share the realm's topic strings (3.4 MB for the 8), and a timer
 // drops them once their 5 s are past.
 func TestRetainedMarksShareTopicsAndExpire(t *testing.T) {
-	e := newEnv(t, 1, nil)
+	// 4,096 events on 2 KB topics count 18 MiB (a topic twice, as held),
+	// past the publisher's default quarter of retained_bytes.
+	e := newEnv(t, 1, func(c *Config) { c.MaxRetainedBytesPerPublisher = 32 << 20 })
 	pub := e.join(proto.MsgPack)
 	const topics = 4096
 	pad := strings.Repeat("p", 2000)

@@ -358,11 +358,14 @@ func (s *Shard) publishTestaments(ss *Session) {
 			}
 			retain, stale := t.retain, []uint64(nil)
 			if retain {
+				// A copy holding its topic with its payload, as a
+				// PUBLISH's (ownRetained): retain counts both.
+				kept := p.ownRetained()
+				kept.retained = true
 				rm.mu.Lock()
 				p.at = rm.retainStamp(t.topic, s.r.wallNow())
-				kept := *p
-				kept.retained = true
-				why, old := rm.retain(t.topic, &kept, ss.asRetainer(), ss.retainOwner())
+				kept.at = p.at
+				why, old := rm.retain(t.topic, kept, ss.asRetainer(), ss.retainOwner())
 				rm.mu.Unlock()
 				if why != retainKept {
 					s.retainRefused(ss, rm, why, t.topic)
