@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -1437,6 +1438,7 @@ func (s *Shard) retainedGathered(ss *Session, ask retainedAsk, answers [][]byte)
 	for _, p := range newest {
 		pubs = append(pubs, p)
 	}
+	sort.Sort(retainedOrder{pubs: pubs}) // oldest first, as on one node
 	s.chargeMergedRetained(ss, ask, pubs)
 	s.deliverRetained(ss, ask, pubs, nil)
 }
