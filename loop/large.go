@@ -2,6 +2,7 @@ package loop
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/gobwas/ws"
 )
@@ -157,12 +158,36 @@ func (cn *conn) frameError(err error) {
 		}
 		cn.wsFail(ce.code, ce.reason, r, ce)
 	case err == errRawTooLarge:
+		// [RawSocket]: the connection fails; the client is told why first
+		// (there is no error frame: a WAMP ABORT, as WebSocket's close
+		// frame 1009 says "message too big"). The close stays counted as
+		// message_too_big, whatever the session's end records.
+		cn.setReason(CloseTooBig, err)
+		if cn.sess != nil && cn.phase == phRaw {
+			cn.ls.shard.ProtocolViolation(cn.sess, cn.rawTooBigText())
+		}
 		cn.die(CloseTooBig, err)
 	case err == errRawReservedBits || err == errRawReservedType || err == errRawBadLength:
 		cn.die(CloseProtocol, err)
 	default:
 		cn.die(CloseReset, err)
 	}
+}
+
+// rawTooBigText is the ABORT message for a RawSocket frame over the
+// maximum, naming its length (read again from its prefix, still at the
+// front of the input) and the maximum. Cold path: it allocates.
+func (cn *conn) rawTooBigText() string {
+	lim := cn.raw.limit()
+	b, err := cn.in.Peek(rawHeaderLen)
+	if err != nil || len(b) < rawHeaderLen {
+		return "message too big: a RawSocket frame over the " + strconv.Itoa(lim) + "-byte maximum the router announced"
+	}
+	n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+	if b[0]&0x08 != 0 {
+		n = rawMaxLength
+	}
+	return "message too big: a RawSocket frame of " + strconv.Itoa(n) + " bytes, over the " + strconv.Itoa(lim) + "-byte maximum the router announced"
 }
 
 func (ls *loopState) getChunk() []byte {

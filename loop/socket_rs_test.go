@@ -271,7 +271,12 @@ func TestRawSocketMaxMessageIsAPowerOfTwo(t *testing.T) {
 		t.Fatalf("the handshake reply announces %d bytes, want 512 (max_message 1000)", r.maxLen)
 	}
 	r.send(hello)
+	// The ABORT saying why (TestSocketRSFrameOverLimitAborts), then the
+	// close.
+	if m := newWAMP(t, r, proto.JSON).expect(proto.CodeAbort); string(m.URI) != proto.URIProtocolViolation {
+		t.Fatalf("a %d-byte HELLO: ABORT %s, want %s", len(hello), m.URI, proto.URIProtocolViolation)
+	}
 	if typ, p, err := r.readFrame(ioTimeout); err == nil {
-		t.Fatalf("a frame of type %d (%d bytes) to a %d-byte HELLO: want the connection closed", typ, len(p), len(hello))
+		t.Fatalf("a frame of type %d (%d bytes) after the ABORT: want the connection closed", typ, len(p))
 	}
 }

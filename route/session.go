@@ -1201,6 +1201,15 @@ func (s *Shard) protocolError(ss *Session, message string) {
 	s.abortLogged(ss, proto.URIProtocolViolation, message)
 }
 
+// ProtocolViolation ends a session for a violation its transport found in
+// what the client sent (a RawSocket frame longer than the maximum the
+// router announced, which fails the connection): ABORT
+// wamp.error.protocol_violation with message, logged and counted as the
+// router's own findings are, before the transport closes. The session may
+// be waiting for HELLO still (an ABORT is sent then too, as at shutdown).
+// Call on the shard's goroutine.
+func (s *Shard) ProtocolViolation(ss *Session, message string) { s.protocolError(ss, message) }
+
 // abortLogged is abort for a session the router ends for what its client
 // sent (a protocol violation, an unknown realm, a message longer than it
 // takes): it logs the ABORT at info with its reason and message, at most
