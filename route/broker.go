@@ -1126,6 +1126,7 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		}
 		if p.c.size() >= slowCheckMin && p.c.longerThanMax(ss) {
 			s.stats.EventsTooBig.Add(1)
+			s.logTooBig(ss, p, p.c.size())
 			return ErrPeerTooBig
 		}
 		out := &s.out
@@ -1156,6 +1157,7 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 			if err == proto.ErrTooLarge {
 				enc[ser] = encTooLarge
 				s.stats.EventsTooBig.Add(1)
+				s.logTooBig(ss, p, 0)
 			} else {
 				enc[ser] = encFailed
 				s.stats.EventsNotConvertible.Add(1)
@@ -1172,6 +1174,8 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 	err := ss.peer.Send(b, ClassEvent)
 	if err == nil {
 		s.countOut(proto.CodeEvent, len(b))
+	} else if err == ErrPeerTooBig {
+		s.logTooBig(ss, p, len(b))
 	}
 	s.countRefused(err)
 	return err
@@ -1187,29 +1191,77 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 // convertLogged). Cold path: a conversion that failed, once per
 // publication, shard and serializer (deliverEvents' failed).
 func (s *Shard) logNotConvertible(ss *Session, p *publication, err error) {
-	if pub := p.publisher; pub != nil {
-		if pub.convertLogged.Load() || !pub.convertLogged.CompareAndSwap(false, true) {
-			return
-		}
-	} else {
-		now := s.r.now()
-		last := s.r.convertLogged.Load()
-		if last != 0 && now-last < int64(10*time.Second) || !s.r.convertLogged.CompareAndSwap(last, now) {
-			return
-		}
+	if !dropLogDue(s.r, p, dropNotConvertible) {
+		return
 	}
-	how := "logged once per publishing session"
-	if p.publisher == nil {
-		how = "logged at most once per 10 s for publishers on other nodes and retained events"
-	}
-	id, authid, authrole := p.src, "", "" // another node's publisher: its identity travels only when disclosed
-	if p.publisher != nil || p.remote != nil {
-		id, authid, authrole = p.publisherIdentity()
-	}
-	s.r.log.Warn("event not delivered to the subscribers whose serializer cannot carry its payload; the publisher's acknowledged PUBLISH got PUBLISHED, and the other subscribers the event; "+how+", counted in edgewamp_events_dropped_total{reason=\"not_convertible\"}",
+	id, authid, authrole := p.logIdentity()
+	s.r.log.Warn("event not delivered to the subscribers whose serializer cannot carry its payload; the publisher's acknowledged PUBLISH got PUBLISHED, and the other subscribers the event; "+dropLogHow(p)+", counted in edgewamp_events_dropped_total{reason=\"not_convertible\"}",
 		"realm", ss.realm.name, "topic", logCut(string(p.topic)), "serializer", ss.ser.String(),
 		"publisher", id, "publisher_authid", logCut(authid), "publisher_authrole", logCut(authrole),
 		"retained", p.retained, "error", err)
+}
+
+// logTooBig logs that p was dropped for ss, whose peer takes no message as
+// long as its EVENT (n bytes once encoded, 0 when its conversion stopped at
+// the router's bound, twice max_message): a RawSocket client's announced
+// maximum, which a payload converted for its serializer may outgrow (a
+// CBOR half float is up to 24 bytes of JSON). It was counted only
+// (too_big), and the publisher's acknowledged PUBLISH got PUBLISHED: a
+// subscriber silently missed the events that grew past it. Limited as
+// logNotConvertible, with its own flags. Cold path: an EVENT refused.
+func (s *Shard) logTooBig(ss *Session, p *publication, n int) {
+	if !dropLogDue(s.r, p, dropTooBig) {
+		return
+	}
+	lim := 0
+	if lp, ok := ss.peer.(LimitPeer); ok {
+		lim = lp.MaxMessage()
+	}
+	id, authid, authrole := p.logIdentity()
+	s.r.log.Warn("event not delivered to a subscriber: longer than it accepts (its RawSocket maximum), its payload possibly grown by the conversion to its serializer; the publisher's acknowledged PUBLISH got PUBLISHED, and the other subscribers the event; "+dropLogHow(p)+", counted in edgewamp_events_dropped_total{reason=\"too_big\"}",
+		"realm", ss.realm.name, "topic", logCut(string(p.topic)), "serializer", ss.ser.String(),
+		"subscriber", ss.id, "len", n, "max", lim, "payload_len", p.c.size(),
+		"publisher", id, "publisher_authid", logCut(authid), "publisher_authrole", logCut(authrole),
+		"retained", p.retained)
+}
+
+// Kinds of event drops logged per publisher (Session.dropLogged,
+// Router.dropLogged).
+const (
+	dropNotConvertible = iota
+	dropTooBig
+	numDropLogs
+)
+
+// dropLogDue reports whether an event of p dropped for kind may be logged
+// now: once per publishing session (any shard may find it), and at most
+// once per 10 s for publishers not on this node and retained events.
+func dropLogDue(r *Router, p *publication, kind int) bool {
+	if pub := p.publisher; pub != nil {
+		f := &pub.dropLogged[kind]
+		return !f.Load() && f.CompareAndSwap(false, true)
+	}
+	now := r.now()
+	at := &r.dropLogged[kind]
+	last := at.Load()
+	return (last == 0 || now-last >= int64(10*time.Second)) && at.CompareAndSwap(last, now)
+}
+
+// dropLogHow says how often dropLogDue logs for p.
+func dropLogHow(p *publication) string {
+	if p.publisher == nil {
+		return "logged at most once per 10 s for publishers on other nodes and retained events"
+	}
+	return "logged once per publishing session"
+}
+
+// logIdentity is the publisher's identity for a log line: another node's
+// publisher's travels only when disclosed.
+func (p *publication) logIdentity() (id uint64, authid, authrole string) {
+	if p.publisher != nil || p.remote != nil {
+		return p.publisherIdentity()
+	}
+	return p.src, "", ""
 }
 
 // longerThanMax reports whether an EVENT carrying c is certainly longer

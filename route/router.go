@@ -276,10 +276,11 @@ type Router struct {
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
 	// never).
 	busyLogged atomic.Int64
-	// extraLogged is when logAuthExtra last logged (as busyLogged), and
-	// convertLogged when logNotConvertible last logged an event whose
-	// publisher is not on this node.
-	extraLogged, convertLogged atomic.Int64
+	// extraLogged is when logAuthExtra last logged (as busyLogged).
+	extraLogged atomic.Int64
+	// dropLogged is when logNotConvertible and logTooBig last logged an
+	// event whose publisher is not on this node (dropLogDue).
+	dropLogged [numDropLogs]atomic.Int64
 	// meshRetainLogged is when logMeshRetainRefused last logged.
 	meshRetainLogged atomic.Int64
 	// failLogs, lockLogs and panicLogs bound the failed-authentication,

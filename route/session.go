@@ -132,10 +132,10 @@ type Session struct {
 	// there), which ends it; further kills post nothing (Shard.kill).
 	// Set by any shard.
 	killPosted atomic.Bool
-	// convertLogged: an event it published was dropped for a subscriber
-	// whose serializer cannot carry it, and logged (logNotConvertible).
-	// Set by any shard.
-	convertLogged atomic.Bool
+	// dropLogged: an event it published was dropped for a subscriber
+	// whose serializer cannot carry it (logNotConvertible), or that takes
+	// no message as long (logTooBig), and logged. Set by any shard.
+	dropLogged [numDropLogs]atomic.Bool
 	// testamentOwner: whose share of Config.MaxTestamentBytes the
 	// testaments count in, fixed at the first one (retainOwner).
 	testamentOwner string
