@@ -125,6 +125,7 @@ var (
 	errHTTPVersion        = errors.New("loop: http: an HTTP version other than 1.x")
 	errHTTPBareLF         = errors.New("loop: http: a header line not ended by CRLF")
 	errHTTPUpgradeBody    = errors.New("loop: http: a WebSocket upgrade request with a body")
+	errHTTPUpgrade10      = errors.New("loop: http: a WebSocket upgrade in HTTP/1.0 (a proxy without HTTP/1.1 towards the router?)")
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -249,6 +250,12 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 	// resource that exists but not with this method (RFC 9110 §15.5.6).
 	path := requestPath(req.target)
 	isGet := string(req.method) == http.MethodGet
+	// [RFC9110 §9.1]: The method token is case-sensitive. A "get" is
+	// another method (405), told so.
+	allowed := "only GET and HEAD are allowed\n"
+	if !isGet && !head && (equalFold(req.method, http.MethodGet) || equalFold(req.method, http.MethodHead)) {
+		allowed = "only GET and HEAD are allowed (methods are case-sensitive: upper case)\n"
+	}
 	// The health check is answered past the connection cap too: a full
 	// router is alive, and the connection closes after the answer. Before,
 	// it got the cap's 503, and a liveness check at the listener's health
@@ -264,7 +271,7 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 		// got 405 and took a healthy router for down.
 		if !isGet && !head {
 			return httpResult{kind: httpRespond, status: http.StatusMethodNotAllowed, reason: errHTTPMethod,
-				resp: appendHTTPResponseAllow(nil, http.StatusMethodNotAllowed, "GET, HEAD", "only GET and HEAD are allowed\n", false)}
+				resp: appendHTTPResponseAllow(nil, http.StatusMethodNotAllowed, "GET, HEAD", allowed, false)}
 		}
 		return httpResult{kind: httpRespond, status: http.StatusOK,
 			resp: appendHTTPResponse(nil, http.StatusOK, "ok", head)}
@@ -273,7 +280,15 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 		// upgrade, so it gets the 426 a GET without an upgrade gets.
 		if !isGet && !head {
 			return httpResult{kind: httpRespond, status: http.StatusMethodNotAllowed, reason: errHTTPMethod,
-				resp: appendHTTPResponseAllow(nil, http.StatusMethodNotAllowed, "GET, HEAD", "only GET and HEAD are allowed\n", false)}
+				resp: appendHTTPResponseAllow(nil, http.StatusMethodNotAllowed, "GET, HEAD", allowed, false)}
+		}
+		// [RFC6455 §4.1]: The method of the request MUST be GET, and the
+		// HTTP version MUST be at least 1.1. gobwas/ws answered 505, which
+		// reads as if HTTP/1.0 were not served at all; the usual sender is
+		// a reverse proxy left at HTTP/1.0 (nginx's default), with or
+		// without the Upgrade it was told to pass.
+		if isGet && req.minor == '0' {
+			return refuse(http.StatusBadRequest, errHTTPUpgrade10, upgrade10Text, false)
 		}
 		if head || !req.upgradeWS {
 			return refuse(http.StatusUpgradeRequired, errHTTPNotUpgrade,
@@ -284,6 +299,12 @@ func (o *httpOptions) answer(hdr []byte) httpResult {
 	}
 	return refuse(http.StatusNotFound, errHTTPNotFound, "not found\n", head)
 }
+
+// upgrade10Text is the body of the 400 to an HTTP/1.0 GET of the upgrade
+// path.
+const upgrade10Text = "a WebSocket upgrade needs HTTP/1.1 (RFC 6455 section 4.1) and this request is HTTP/1.0: " +
+	"a reverse proxy in front of the router must forward it in HTTP/1.1 with its Upgrade and Connection headers " +
+	"(nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\")\n"
 
 // upgrade runs the WebSocket handshake over exactly the header bytes.
 func (o *httpOptions) upgrade(hdr []byte, req *httpRequest) httpResult {
@@ -452,10 +473,10 @@ type httpRequest struct {
 	hosts      int
 	badHost    bool
 	hostNeeded bool
-	// major is the version's major digit; body whether a Content-Length
+	// major and minor are the version's digits; body whether a Content-Length
 	// other than 0 or a Transfer-Encoding announces a body.
-	major byte
-	body  bool
+	major, minor byte
+	body         bool
 	// connUpgrade: a Connection header lists the "upgrade" token. lists:
 	// an Upgrade header is not "websocket" alone, or a Connection header
 	// does not list "upgrade": gobwas/ws, which looks at each line apart
@@ -487,7 +508,7 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 		return req, false
 	}
 	req.hostNeeded = string(line) != "HTTP/1.0" && string(line) != "HTTP/0.9"
-	req.major = line[5]
+	req.major, req.minor = line[5], line[7]
 	seenOrigin := false
 	for len(rest) > 0 {
 		line, rest = cutLine(rest)
@@ -660,16 +681,17 @@ func equalFold(b []byte, s string) bool {
 const maxMethodLen = 20
 
 // methodPrefixOK reports whether b can be the start of an HTTP request: a
-// method of upper-case letters, '-' or '_' (every registered method is
-// such a token) followed by a space. It decides as early as it can (the
-// first byte of a TLS ClientHello, a CR, a lower-case letter), and once it
-// is false it stays false however many bytes follow.
+// method of letters, '-' or '_' (every registered method is such a token,
+// in upper case; a lower-case one is answered 405 or 404, where it was
+// closed unanswered as not HTTP) followed by a space. It decides as early
+// as it can (the first byte of a TLS ClientHello, a CR, a digit), and once
+// it is false it stays false however many bytes follow.
 func methodPrefixOK(b []byte) bool {
 	for i, c := range b {
 		switch {
 		case c == ' ':
 			return i > 0
-		case c >= 'A' && c <= 'Z', c == '-', c == '_':
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '-', c == '_':
 			if i >= maxMethodLen {
 				return false
 			}

@@ -156,7 +156,12 @@ func TestHTTPAnswers(t *testing.T) {
 		{"bad version", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "Version: 13", "Version: 8", 1),
 			426, ws.ErrHandshakeUpgradeRequired, ""},
 		{"HTTP/1.0 upgrade", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "HTTP/1.1", "HTTP/1.0", 1),
-			505, ws.ErrHandshakeBadProtocol, ""},
+			400, errHTTPUpgrade10, "proxy_http_version 1.1"},
+		{"HTTP/1.0 GET ws", o, "GET", "GET /ws HTTP/1.0\r\n\r\n", 400, errHTTPUpgrade10, "HTTP/1.1"},
+		{"HTTP/1.0 HEAD ws", o, "HEAD", "HEAD /ws HTTP/1.0\r\n\r\n", 426, errHTTPNotUpgrade, ""},
+		{"lower-case GET ws", o, "get", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "GET", "get", 1), 405, errHTTPMethod, "case-sensitive"},
+		{"lower-case head health", o, "head", "head /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405, errHTTPMethod, "case-sensitive"},
+		{"lower-case elsewhere", o, "get", "get /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, errHTTPNotFound, ""},
 		{"missing host", o, "GET", strings.Replace(upgradeReq("/ws", "wamp.2.json"), "Host:", "X-Host:", 1),
 			400, errHTTPBadHost, "Host"},
 		{"two hosts", o, "GET", upgradeReq("/ws", "wamp.2.json", "Host: evil.example"), 400, errHTTPBadHost, "Host"},
@@ -241,7 +246,8 @@ func TestHTTPNotHTTP(t *testing.T) {
 		{"\x16\x03\x01\x02\x00\x01\r\n\r\n", true},
 		{"\r\nGET /healthz HTTP/1.1\r\n\r\n", true}, // leading CRLF
 		{"\x00", true},
-		{"get /ws HTTP/1.1\r\n", true}, // methods are upper case
+		{"get /ws HTTP/1.1\r\n", false}, // answered (405) once complete
+		{"get1 /ws", true},
 		{" GET", true},
 		{"SSH-2.0-OpenSSH_9.6\r\n", true},
 		{"AAAAAAAAAAAAAAAAAAAAA", true}, // no space within 20 characters

@@ -212,7 +212,7 @@ func TestSocketNotWAMPClosedAtOnce(t *testing.T) {
 		{0x00},
 		[]byte("SSH-2.0-OpenSSH_9.6\r\n"),
 		[]byte("\r\n"),
-		[]byte("get / HTTP/1.1\r\n"),
+		[]byte("get1 / HTTP/1.1\r\n"), // a lower-case method is answered (TestSocketHTTP10UpgradeAndLowerCaseMethodAnswered)
 	} {
 		c := dialTCP(t, s.url, 0)
 		c.Write(first)
