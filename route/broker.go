@@ -1048,6 +1048,7 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 	var d uint64          // 0: one subscription, nothing to skip
 	var failed [4][]byte  // encFailed or encTooLarge by serializer
 	var held *publication // the copy of p that get_retained windows hold (winAdmit)
+	s.fanning = true
 	for _, sub := range subs {
 		set := sub.subscribers()
 		if set == nil || len(set.byShard[s.idx]) == 0 {
@@ -1078,6 +1079,7 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 			}
 		}
 	}
+	s.fanning, s.refusedLen = false, [4]int{}
 	for i, b := range s.evbuf {
 		s.evbuf[i] = keepBuf(b)
 	}
@@ -1129,6 +1131,16 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 			s.logTooBig(ss, p, p.c.size())
 			return ErrPeerTooBig
 		}
+		if n := s.refusedLen[ser]; n > 0 && acceptsLess(ss, n-6*len(p.topic)-eventVaries) {
+			// Another subscription's EVENT of this serializer was refused
+			// as too long by a subscriber taking less than this one's
+			// EVENT will be: not converted again only to be refused (8
+			// sessions, each with its own pattern matching the topic,
+			// had a payload growing past them converted 8 times).
+			s.stats.EventsTooBig.Add(1)
+			s.logTooBig(ss, p, n)
+			return ErrPeerTooBig
+		}
 		out := &s.out
 		out.Reset()
 		out.Type = proto.CodeEvent
@@ -1176,6 +1188,9 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		s.countOut(proto.CodeEvent, len(b))
 	} else if err == ErrPeerTooBig {
 		s.logTooBig(ss, p, len(b))
+		if s.fanning && len(b) >= slowCheckMin {
+			s.refusedLen[ser] = max(s.refusedLen[ser], len(b))
+		}
 	}
 	s.countRefused(err)
 	return err
@@ -1284,6 +1299,24 @@ func (c *carry) longerThanMax(ss *Session) bool {
 		}
 	}
 	return true
+}
+
+// eventVaries bounds, beside the topic (counted 6 bytes a byte: JSON's
+// escapes), by how much two EVENTs of one publication in one serializer
+// differ in length: the subscription id (at most 9 bytes in MsgPack and
+// CBOR, 16 digits in JSON) and the topic option's key and heads, present
+// for pattern subscriptions only.
+const eventVaries = 48
+
+// acceptsLess reports whether ss's peer takes no message of n bytes
+// (LimitPeer).
+func acceptsLess(ss *Session, n int) bool {
+	lp, ok := ss.peer.(LimitPeer)
+	if !ok {
+		return false
+	}
+	max := lp.MaxMessage()
+	return max > 0 && max < n
 }
 
 // slowCheckMin is the payload from which sendEvent asks a subscriber's

@@ -106,6 +106,13 @@ type Shard struct {
 	// deliveries numbers deliverEvents' fan-outs of more than one
 	// subscription (Session.refusedAt).
 	deliveries uint64
+	// fanning: deliverEvents runs. refusedLen: during it, by serializer,
+	// the longest EVENT of its publication that a subscriber refused as
+	// longer than it accepts (sendEvent): other subscriptions' EVENTs are
+	// at least that long less eventVaries, and are dropped unencoded for
+	// subscribers that accept less. Zero outside deliverEvents.
+	fanning    bool
+	refusedLen [4]int
 	lc         carry             // scratch carry for tasks to this shard (see Shard.carry)
 	outPool    freeList[outCall] // free call records (see newOutCall)
 	inPool     freeList[inCall]
