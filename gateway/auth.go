@@ -199,31 +199,11 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 		// more credentials checked than the address has failures left.
 		defer func() { g.limiter.end(ip, v == failReserved, failed) }()
 	}
-	typ := auth.Type
-	switch typ {
-	case "none":
+	if auth.Type == "none" {
 		cred = credNone
-	case "bearer":
-		if cred != credBearer {
-			return nil, g.unauthorized("a bearer token is required", "")
-		}
-	case "apikey":
-		if cred != credAPIKey {
-			return nil, g.unauthorized("an API key is required ("+g.opts.APIKeyHeader+" header)", "")
-		}
-	case "signed":
-		if cred != credSigned {
-			return nil, g.unauthorized("a signed request is required (key, timestamp, seq, nonce, signature)", "")
-		}
 	}
-	if len(auth.Keys) > 0 && (cred == credNone || cred == credBearer) {
-		// A route's auth.keys name the keys that may use it: a request
-		// without credentials or with a bearer token (neither names a
-		// key) is refused, whatever the type ("any", the default, takes
-		// API keys and signed requests). Before, such a route of type any
-		// restricted the keys only, and served requests without
-		// credentials as the realm's anonymous role.
-		return nil, g.unauthorized("an API key or a signed request of one of the keys "+strings.Join(auth.Keys, ", ")+" is required", "")
+	if p := g.credentialMismatch(cred, auth); p != nil {
+		return nil, p
 	}
 	var w *who
 	var p *problem
@@ -235,12 +215,7 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 	case credSigned:
 		w, p = g.signed(ac.keys, r.URL.Query(), body, realm, auth.Keys)
 	default:
-		w, p := g.anonymous(ac, realm, anon)
-		if p == nil && len(auth.Roles) > 0 && !w.hasRole(auth.Roles) {
-			// The route's roles bind anonymous requests too (type "any").
-			return nil, g.unauthorized("credentials with one of the roles "+strings.Join(auth.Roles, ", ")+" are required", "")
-		}
-		return w, p
+		return g.anonymousFor(ac, realm, auth, anon)
 	}
 	if p != nil {
 		if p.status == http.StatusUnauthorized {
@@ -263,6 +238,83 @@ func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *A
 		return nil, newProblem(http.StatusForbidden, proto.URINotAuthorized, "the principal has none of the roles "+strings.Join(auth.Roles, ", "))
 	}
 	return w, nil
+}
+
+// credentialMismatch refuses a request presenting cred (credNone for a
+// route of type none) where auth takes another kind, or none at all;
+// nil when cred is one auth may take.
+func (g *Server) credentialMismatch(cred credential, auth *Auth) *problem {
+	switch auth.Type {
+	case "bearer":
+		if cred != credBearer {
+			return g.unauthorized("a bearer token is required", "")
+		}
+	case "apikey":
+		if cred != credAPIKey {
+			return g.unauthorized("an API key is required ("+g.opts.APIKeyHeader+" header)", "")
+		}
+	case "signed":
+		if cred != credSigned {
+			return g.unauthorized("a signed request is required (key, timestamp, seq, nonce, signature)", "")
+		}
+	}
+	if len(auth.Keys) > 0 && (cred == credNone || cred == credBearer) {
+		// A route's auth.keys name the keys that may use it: a request
+		// without credentials or with a bearer token (neither names a
+		// key) is refused, whatever the type ("any", the default, takes
+		// API keys and signed requests). Before, such a route of type any
+		// restricted the keys only, and served requests without
+		// credentials as the realm's anonymous role.
+		return g.unauthorized("an API key or a signed request of one of the keys "+strings.Join(auth.Keys, ", ")+" is required", "")
+	}
+	return nil
+}
+
+// anonymousFor is the principal a request without credentials acts as in
+// realm under ac, as auth allows (anon: a route's fixed principal), or
+// its refusal.
+func (g *Server) anonymousFor(ac *access, realm string, auth *Auth, anon *who) (*who, *problem) {
+	w, p := g.anonymous(ac, realm, anon)
+	if p == nil && len(auth.Roles) > 0 && !w.hasRole(auth.Roles) {
+		// The route's roles bind anonymous requests too (type "any").
+		return nil, g.unauthorized("credentials with one of the roles "+strings.Join(auth.Roles, ", ")+" are required", "")
+	}
+	return w, p
+}
+
+// refuseUnread is, for a request waiting for 100 Continue, the refusal
+// that its credential, or its lack of one, decides whatever its body, or
+// nil: a request without credentials where realm (anon: the route's
+// principal) serves none, or presenting another kind than auth takes.
+// It is checked before the body is asked for (authenticate checks the
+// request again once it is read, as a signed request's signature covers
+// the body). Before, net/http answered 100 Continue at the body's first
+// read, before authentication: a client carrying no credential at all
+// was asked for its body, and the gateway took max_body (1 MiB) of it
+// before its 401. The answer made with the body unread closes the
+// connection (bodyWatch). A request whose body is on its way anyway (no
+// Expect) is read and authenticated as before, its connection kept.
+func (g *Server) refuseUnread(ac *access, r *http.Request, realm string, auth *Auth, anon *who) *problem {
+	if !expectsContinue(r) {
+		return nil
+	}
+	cred := g.credentialOf(r)
+	if auth.Type == "none" {
+		cred = credNone
+	}
+	if p := g.credentialMismatch(cred, auth); p != nil || cred != credNone {
+		return p
+	}
+	_, p := g.anonymousFor(ac, realm, auth, anon)
+	return p
+}
+
+// expectsContinue reports whether r's client waits for 100 Continue
+// before it sends the body (RFC 9110 §10.1.1), which net/http sends at
+// the body's first read. One header lookup.
+func expectsContinue(r *http.Request) bool {
+	v := headerValue(r.Header, "Expect")
+	return v != "" && strings.EqualFold(v, "100-continue")
 }
 
 // authExempt reports whether r's client is in Options.AuthFailuresExempt:

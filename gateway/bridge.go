@@ -55,6 +55,29 @@ func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, 
 	return w, nil
 }
 
+// bridgeUnread is, for a request waiting for 100 Continue, the refusal
+// that its credential, or its lack of one, decides before its body is
+// asked for (refuseUnread): the realm does not serve the bridge, or
+// serves no request without credentials, or not its anonymous role. Nil
+// when the body must be read to know, or is on its way.
+func (g *Server) bridgeUnread(r *http.Request, realm string) *problem {
+	if !expectsContinue(r) {
+		return nil
+	}
+	ac := g.access.Load()
+	if p := bridgeOff(ac.realm(realm), realm); p != nil {
+		return p
+	}
+	if g.credentialOf(r) != credNone {
+		return nil
+	}
+	w, p := g.anonymous(ac, realm, nil)
+	if p == nil {
+		p = g.bridgeAccess(ac, w)
+	}
+	return p
+}
+
 // bridgeAccess checks that w's realm serves the bridge to w under ac: a
 // request's principal, and an open bridge stream's after each reload. It
 // is the role the requests act as (w.id.authrole, what the router
@@ -330,6 +353,10 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 	wantSSE := acceptsSSE(r)
 	if !wantSSE && !acceptsJSON(r) {
 		writeProblem(w, notAcceptable())
+		return
+	}
+	if p := g.bridgeUnread(r, realm); p != nil {
+		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
 		return
 	}
 	body, p := g.readBody(w, r, g.opts.Limits.MaxBody)
@@ -1197,6 +1224,10 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	realm, topic := r.PathValue("realm"), r.PathValue("topic")
+	if p := g.bridgeUnread(r, realm); p != nil {
+		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
+		return
+	}
 	body, p := g.readBody(w, r, g.opts.Limits.MaxBody)
 	if p != nil {
 		writeProblem(w, p)
@@ -1287,16 +1318,6 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	realm, topic := r.PathValue("realm"), r.PathValue("topic")
-	// A body (which a stream does not use) is read to its end first, as a
-	// GET route's is (discardBody): net/http notices its client's going
-	// away only then. Before, a stream whose GET carried one stayed open
-	// after its client had closed the connection, until a write failed
-	// (two keepalives, 30 s by default), with its slot, its subscription
-	// and the events queued to it.
-	if p := g.discardBody(r, g.opts.Limits.MaxBody); p != nil {
-		writeProblem(w, p)
-		return
-	}
 	q := r.URL.Query()
 	var match proto.Match
 	switch q.Get("match") {
@@ -1312,6 +1333,20 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 	if tok := q.Get("access_token"); tok != "" && r.Header.Get("Authorization") == "" {
 		// Browsers' EventSource cannot set headers (RFC 6750 §2.3).
 		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if p := g.bridgeUnread(r, realm); p != nil {
+		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
+		return
+	}
+	// A body (which a stream does not use) is read to its end first, as a
+	// GET route's is (discardBody): net/http notices its client's going
+	// away only then. Before, a stream whose GET carried one stayed open
+	// after its client had closed the connection, until a write failed
+	// (two keepalives, 30 s by default), with its slot, its subscription
+	// and the events queued to it.
+	if p := g.discardBody(r, g.opts.Limits.MaxBody); p != nil {
+		writeProblem(w, p)
+		return
 	}
 	who, p := g.bridgeRealm(r, realm, nil)
 	if p != nil {

@@ -387,6 +387,10 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		writeProblem(w, ackNotAcceptable()) // likewise, before the publication
 		return
 	}
+	if p := g.refuseUnread(ac, r, cr.Realm, &cr.Auth, cr.anon); p != nil {
+		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
+		return
+	}
 	var body []byte
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		var p *problem
