@@ -483,27 +483,34 @@ func (g *Server) answerCall(w http.ResponseWriter, r *http.Request, res callRepl
 			// route's errors) was answered 200 with an empty body.
 			p.status, p.gone = StatusClientClosed, true
 		}
-		n := len(p.args) + len(p.kwargs) + len(p.detail)
-		if _, lane := w.(*laneRW); !lane && !p.gone && n > smallAnswer && n < writeChunk {
+		if p.gone {
+			return // nothing is written
+		}
+		// Counted by the document's length, rendered once: before, by
+		// its args, kwargs and detail, less than the document when the
+		// detail's escapes grew it (up to ~1.8 times).
+		doc := p.body()
+		n := len(doc)
+		if _, lane := w.(*laneRW); !lane && n > smallAnswer && n < writeChunk {
 			// Counted while written, as writeResult counts a result.
 			if g.countSmall(int64(n)) {
-				writeProblem(w, p)
+				writeProblemDoc(w, p, doc)
 				g.uncountSmall(int64(n))
 				return
 			}
 			n = writeChunk // past the total or the share: written as a large one, which can be cut
 		}
-		if n >= writeChunk && !p.gone {
+		if n >= writeChunk {
 			// An ERROR's payload is the callee's, as large as a result.
 			h := w.Header()
 			for k, v := range p.header {
 				h.Set(k, v)
 			}
 			h["Cache-Control"] = noStore
-			g.writeHeld(w, p.status, ctProblem, p.body())
+			g.writeHeld(w, p.status, ctProblem, doc)
 			return
 		}
-		writeProblem(w, p)
+		writeProblemDoc(w, p, doc)
 		return
 	}
 	doc := res.doc

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/edgewamp/edgewamp/proto"
 )
@@ -128,7 +130,8 @@ func newProblem(status int, uri, detail string) *problem {
 }
 
 // wampProblem builds the problem for a WAMP ERROR: its status from the
-// tables, its detail from the first argument when that is a string.
+// tables, its detail from the first argument when that is a text string
+// (errorDetail).
 func (g *Server) wampProblem(uri string, args, kwargs []byte, errs map[string]int) *problem {
 	p := &problem{status: g.statusOf(uri, errs), uri: uri, args: args, kwargs: kwargs}
 	if p.status == http.StatusUnauthorized {
@@ -137,30 +140,73 @@ func (g *Server) wampProblem(uri string, args, kwargs []byte, errs map[string]in
 		// carries a challenge (RFC 9110 §15.5.2), as the gateway's own.
 		p.header = map[string]string{"WWW-Authenticate": g.challenge("")}
 	}
-	if s, ok := firstString(args); ok {
-		p.detail = s
-	}
+	p.detail = errorDetail(args)
 	return p
 }
 
-// firstString returns the first element of args, a JSON array, when it is
-// a string. Only that element is looked at: the whole list was decoded,
-// one json.RawMessage per element, so that an ERROR of 400,000 small
-// arguments (800 KB) cost 400,000 allocations and about 50 MB (a 16 MiB
-// one about 1 GB) for its first string.
-func firstString(args []byte) (string, bool) {
+// detailMost is the most of an ERROR's first argument a problem's detail
+// repeats, in bytes: the args carry it whole.
+const detailMost = 1 << 10
+
+// errorDetail returns the detail of an ERROR whose Arguments are args (a
+// JSON array): its first element when that is a text string, its first
+// detailMost bytes (to a rune's start) and then "..." when longer; "" for
+// anything else, a binary string ("\u0000" + base64) among them. Only
+// that element is looked at, and of a long one only the part the detail
+// takes is decoded: the whole list was decoded, one json.RawMessage per
+// element, so that an ERROR of 400,000 small arguments (800 KB) cost
+// 400,000 allocations and about 50 MB for its first string. The detail
+// was the whole string: a 4 MiB first argument was sent twice, in the
+// detail and in args, an 8.4 MB answer; and a binary one became a detail
+// starting with NUL.
+func errorDetail(args []byte) string {
 	if len(args) <= 2 || args[0] != '[' {
-		return "", false
+		return ""
 	}
 	i := skipWS(args, 1)
 	if i >= len(args) || args[i] != '"' {
-		return "", false
+		return ""
+	}
+	q := args[i:skipValue(args, i)]
+	// An escape is at most 6 bytes for a byte of the text (\u0041), so
+	// 6 × detailMost bytes of the JSON hold the detail's bytes.
+	cut := len(q) > 6*detailMost+2
+	if cut {
+		q = stringHead(q, 6*detailMost)
 	}
 	var s string
-	if json.Unmarshal(args[i:skipValue(args, i)], &s) != nil {
-		return "", false
+	if json.Unmarshal(q, &s) != nil || strings.HasPrefix(s, "\x00") {
+		return ""
 	}
-	return s, true
+	if cut || len(s) > detailMost {
+		n := min(len(s), detailMost)
+		for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
+	}
+	return s
+}
+
+// stringHead returns a JSON string holding the start of q, a valid JSON
+// string (quotes included) longer than n bytes: its first n bytes or a
+// few more, so that no escape is cut (nor a surrogate pair's two), and a
+// closing quote. It is a copy.
+func stringHead(q []byte, n int) []byte {
+	j := 1
+	for j < n {
+		switch {
+		case q[j] != '\\':
+			j++
+		case q[j+1] != 'u':
+			j += 2
+		case j+12 <= len(q)-1 && (q[j+2] == 'd' || q[j+2] == 'D') && strings.IndexByte("89abAB", q[j+3]) >= 0 && q[j+6] == '\\':
+			j += 12 // a high surrogate and its low one
+		default:
+			j += 6
+		}
+	}
+	return append(q[:j:j], '"')
 }
 
 // body renders the problem document.
@@ -209,6 +255,11 @@ func writeProblem(w http.ResponseWriter, p *problem) {
 	if p.gone {
 		return
 	}
+	writeProblemDoc(w, p, p.body())
+}
+
+// writeProblemDoc sends p, doc its document (p.body()).
+func writeProblemDoc(w http.ResponseWriter, p *problem, doc []byte) {
 	h := w.Header()
 	for k, v := range p.header {
 		h.Set(k, v)
@@ -217,7 +268,7 @@ func writeProblem(w http.ResponseWriter, p *problem) {
 	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Length")
 	w.WriteHeader(p.status)
-	w.Write(p.body())
+	w.Write(doc)
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
