@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,6 +159,42 @@ func (g *Server) credentialOf(r *http.Request) credential {
 	return credNone
 }
 
+// repeatedCredential refuses a request giving Authorization or the API
+// key header more than once (repeated). Two direct lookups.
+func (g *Server) repeatedCredential(h http.Header) *problem {
+	if p := repeated(h, "Authorization"); p != nil {
+		return p
+	}
+	return repeated(h, g.apiKeyHdr)
+}
+
+// repeated refuses a header the gateway reads once, key in canonical
+// form, when the request gives it more than once (RFC 9110 §5.3: only a
+// list may be, and these are none): 400 naming it. The gateway took the
+// first, where a proxy or filter in front of it taking the last (or
+// joining them) judged another request: two X-API-Key headers were
+// served as the first key whatever the second, and Authorization: Basic
+// then Authorization: Bearer ran anonymous behind a proxy checking the
+// token.
+func repeated(h http.Header, key string) *problem {
+	if len(h[key]) > 1 {
+		return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "the "+key+" header is given more than once")
+	}
+	return nil
+}
+
+// repeatedQuery refuses a query parameter of q the gateway reads once,
+// among keys, given more than once, as repeated refuses a header: the
+// gateway took the first (url.Values.Get).
+func repeatedQuery(q url.Values, keys ...string) *problem {
+	for _, k := range keys {
+		if len(q[k]) > 1 {
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "the query parameter "+strconv.Quote(k)+" is given more than once")
+		}
+	}
+	return nil
+}
+
 // headerValue is h.Get(key) for a key already in canonical form.
 func headerValue(h http.Header, key string) string {
 	if v := h[key]; len(v) > 0 {
@@ -173,6 +210,11 @@ func headerValue(h http.Header, key string) string {
 // realm's anonymous role. The *who returned is shared: callers must not
 // modify it.
 func (g *Server) authenticate(ac *access, r *http.Request, realm string, auth *Auth, body []byte, anon *who) (*who, *problem) {
+	if auth.Type != "none" {
+		if p := g.repeatedCredential(r.Header); p != nil {
+			return nil, p
+		}
+	}
 	cred := g.credentialOf(r)
 	failed := false // a credential was checked and refused (401)
 	ip := ""

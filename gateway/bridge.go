@@ -144,6 +144,9 @@ func (g *Server) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
+	if p := repeated(r.Header, "Content-Type"); p != nil {
+		return nil, p
+	}
 	if p := checkJSONType(r.Header.Get("Content-Type")); p != nil {
 		return nil, p
 	}
@@ -1326,6 +1329,14 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	realm, topic := r.PathValue("realm"), r.PathValue("topic")
 	q := r.URL.Query()
+	if p := repeatedQuery(q, "match", "retained", "access_token"); p != nil {
+		writeProblem(w, p)
+		return
+	}
+	if p := repeated(r.Header, "Last-Event-Id"); p != nil {
+		writeProblem(w, p)
+		return
+	}
 	var match proto.Match
 	switch q.Get("match") {
 	case "", "exact":

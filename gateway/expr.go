@@ -285,6 +285,9 @@ func lookupIn(v any, tokens []string, once bool) (_ any, found bool, twice int) 
 			if v, ok = x[t]; !ok {
 				return nil, false, 0
 			}
+			if _, again := v.(repeatedValue); again && once {
+				return nil, false, n + 1
+			}
 		case []any:
 			i, err := strconv.Atoi(t)
 			if err != nil || i < 0 || i >= len(x) || (len(t) > 1 && t[0] == '0') {
@@ -298,8 +301,13 @@ func lookupIn(v any, tokens []string, once bool) (_ any, found bool, twice int) 
 	return v, true, 0
 }
 
+// repeatedValue stands for a query parameter or header the request
+// gives more than once (compiledRoute.build): no value is taken of it.
+type repeatedValue struct{}
+
 // twiceError is a member of the request's body, named by a route's
-// pointer, that the body gives twice.
+// pointer, that the body gives twice, or a query parameter or header the
+// request gives more than once (repeatedValue).
 type twiceError struct{ tokens []string }
 
 func (e *twiceError) Error() string {

@@ -145,6 +145,10 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 		return true
 	}
 	if len(body) > 0 {
+		if p := repeated(r.Header, "Content-Type"); p != nil {
+			lc.problem(p)
+			return true
+		}
 		if p := checkJSONType(headerValue(r.Header, "Content-Type")); p != nil {
 			lc.problem(p)
 			return true

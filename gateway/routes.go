@@ -530,17 +530,30 @@ func (cr *compiledRoute) build(r *http.Request, body []byte, who *who) (args, kw
 		path[name] = r.PathValue(name)
 	}
 	ctx["path"] = path
+	// A query parameter or header given more than once is a repeatedValue:
+	// a pointer to it is refused, "/query/id is given twice" (lookupIn),
+	// as a body's member given twice is. Before, the first was taken
+	// (?id=1&id=2 called with 1), where a proxy or filter in front of the
+	// gateway reading the last saw another request.
 	query := map[string]any{}
 	for k, v := range r.URL.Query() {
-		if len(v) > 0 {
+		switch {
+		case len(v) > 1:
+			query[k] = repeatedValue{}
+		case len(v) == 1:
 			query[k] = v[0]
 		}
 	}
 	ctx["query"] = query
 	headers := map[string]any{}
 	for k, v := range r.Header {
-		if len(v) > 0 {
-			headers[strings.ToLower(k)] = v[0]
+		k = strings.ToLower(k)
+		_, again := headers[k] // names net/http does not canonicalize (x_trace, X_Trace)
+		switch {
+		case len(v) > 1 || again:
+			headers[k] = repeatedValue{}
+		case len(v) == 1:
+			headers[k] = v[0]
 		}
 	}
 	ctx["headers"] = headers
