@@ -183,11 +183,64 @@ func optionNames(obj []byte, known []string) *problem {
 		seen |= 1 << k
 		i = skipWS(obj, kEnd)
 		i = skipWS(obj, i+1) // ':'
-		if i = skipWS(obj, skipValue(obj, i)); obj[i] == ',' {
+		vEnd := skipValue(obj, i)
+		if p := optionType(string(name), obj[i:vEnd]); p != nil {
+			return p
+		}
+		if i = skipWS(obj, vEnd); obj[i] == ',' {
 			i = skipWS(obj, i+1)
 		}
 	}
 	return nil
+}
+
+// optionType checks the value val (valid JSON) of the option name, one
+// of the names optionNames knows, to be of the type it takes (null: as
+// if absent): an integer for timeout, true or false for acknowledge,
+// retain and disclose_me; the lists are checked by lists. The decoder's
+// refusal read "malformed JSON body: json: cannot unmarshal string into
+// Go struct field callOptions.timeout of type int64", for a well-formed
+// body, in a Go struct's words.
+func optionType(name string, val []byte) *problem {
+	if string(val) == "null" {
+		return nil
+	}
+	switch name {
+	case "timeout":
+		if val[0] != '-' && (val[0] < '0' || val[0] > '9') || bytes.ContainsAny(val, ".eE") {
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: timeout must be an integer (milliseconds), not "+jsonKind(val))
+		}
+		if val[0] == '-' && string(val) != "-0" {
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options.timeout must not be negative")
+		}
+		// Within int64 (callOptions.Timeout), compared as text: no
+		// allocation.
+		if d := len(val); d > 19 || d == 19 && string(val) > "9223372036854775807" {
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: timeout must be an integer (milliseconds) up to 9223372036854775807")
+		}
+	case "acknowledge", "retain", "disclose_me":
+		if string(val) != "true" && string(val) != "false" {
+			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: "+name+" must be true or false, not "+jsonKind(val))
+		}
+	}
+	return nil
+}
+
+// jsonKind names the kind of the JSON value val for a problem's detail:
+// a number or a literal as written (up to 32 bytes), else its kind.
+func jsonKind(val []byte) string {
+	switch val[0] {
+	case '"':
+		return "a string"
+	case '[':
+		return "a list"
+	case '{':
+		return "an object"
+	}
+	if len(val) > 32 {
+		return "a number of " + strconv.Itoa(len(val)) + " digits"
+	}
+	return string(val)
 }
 
 // wampJSON reports whether args and kwargs (nil: absent) are WAMP values
