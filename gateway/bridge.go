@@ -1348,6 +1348,20 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "match must be exact, prefix or wildcard"))
 		return
 	}
+	// true or false, written so: before, any other value was taken for
+	// false (?retained=True, =1 opened a stream without the replay the
+	// client asked for, and it could not tell).
+	var retained bool
+	if v, given := q["retained"]; given {
+		switch v[0] {
+		case "true":
+			retained = true
+		case "false":
+		default:
+			writeProblem(w, newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "retained must be true or false, not "+nameText([]byte(v[0]))))
+			return
+		}
+	}
 	if tok := q.Get("access_token"); tok != "" && r.Header.Get("Authorization") == "" {
 		// Browsers' EventSource cannot set headers (RFC 6750 §2.3).
 		r.Header.Set("Authorization", "Bearer "+tok)
@@ -1386,7 +1400,6 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var lastID uint64
-	retained := q.Get("retained") == "true"
 	if h := r.Header.Get("Last-Event-ID"); h != "" {
 		lastID, _ = strconv.ParseUint(h, 10, 64)
 		retained = true
