@@ -811,7 +811,11 @@ func (s *Shard) meshBounced(t *task) {
 	var node MeshNode
 	ok = false
 	if !oc.chunked && !oc.progInv && oc.bounces < maxBounces {
+		oc.reg = currentReg(ss.realm, oc.reg)
 		node, ok = s.meshPick(oc.reg, oc.reg.remoteList(), oc.node)
+	}
+	if ok && node == 0 && s.bouncedHere(ss, mc.req, oc, t.c.buf) {
+		return
 	}
 	if ok && node != 0 {
 		env := t.c.buf
@@ -837,6 +841,39 @@ func (s *Shard) meshBounced(t *task) {
 	}
 	ss.endCall(mc.req, oc)
 	s.replyError(ss, proto.CodeCall, mc.req, proto.URINoAvailableCallee, "no callee could take the call (the callee left before the call reached it)")
+}
+
+// bouncedHere hands the call req of ss, which another node sent back
+// undelivered (env, its envelope), to the callee of this node the
+// registration's policy picks: one that registered since the call went
+// (a callee that moved from that node to this one). It reports false
+// when none can take it. Before, such a call (one whose registration had
+// a single callee when it was made, so not kept for rerouting) was sent
+// to another node only, and ended no_available_callee though this node's
+// callee held the procedure
+// (TestMeshBouncedCallTakenByCallersNodeCallee). A bounce only: it
+// allocates the call's own copy.
+func (s *Shard) bouncedHere(ss *Session, req uint64, oc *outCall, env []byte) bool {
+	var mc meshCall
+	if decodeCall(env, &mc) != nil {
+		return false
+	}
+	ppt := mc.c.pptMode()
+	ce, ok := s.pickCallee(oc.reg, needOf(false, ppt))
+	if !ok || ppt && ce.s.feat&fCalleePPT == 0 {
+		return false
+	}
+	c := new(carry)
+	c.ownFrom(mc.c)
+	if oc.reg.match != proto.MatchExact {
+		c.uri = string(mc.proc)
+	}
+	if cs := ce.s; cs.shard != s && !cs.shard.callRoom(int64(len(c.buf)+len(c.uri))+callOverhead) {
+		s.stats.CallsBacklog.Add(1)
+		return false
+	}
+	s.invokeLocal(ss, req, oc, ce, c, mc.flags&ccDisclose != 0)
+	return true
 }
 
 // meshNodeDown fails the calls this shard sent to node and drops the

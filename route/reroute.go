@@ -489,8 +489,10 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 }
 
 // currentReg returns the registration of rm that holds reg's procedure
-// now: reg, or when a force_reregister replaced it (overDone) the one in
-// its place, if any. A call an old callee of a replaced shared
+// now: reg, or when a force_reregister replaced it (overDone), or its
+// last callee left every node and a new one registered the procedure
+// since (a callee that moved to another node of a mesh), the one in its
+// place, if any. A call an old callee of a replaced shared
 // registration held and answered unavailable goes on among the new
 // registration's callees: the replaced one keeps only its old callees,
 // which are leaving. Before, it was rerouted within the replaced one,
@@ -499,10 +501,8 @@ func (s *Shard) rerouteCall(ss *Session, req uint64, oc *outCall) bool {
 // the reroute path only, no allocation.
 func currentReg(rm *Realm, reg *registration) *registration {
 	rm.mu.RLock()
-	if reg.replaced {
-		if cur, ok := rm.regs.get(reg.match, reg.uri); ok {
-			reg = cur
-		}
+	if cur, ok := rm.regs.get(reg.match, reg.uri); ok {
+		reg = cur // one registration a (match, URI): another one is reg's successor
 	}
 	rm.mu.RUnlock()
 	return reg
@@ -510,17 +510,24 @@ func currentReg(rm *Realm, reg *registration) *registration {
 
 // rerouteLocal sends the call req of ss to ce, a callee of this node.
 func (s *Shard) rerouteLocal(ss *Session, req uint64, oc *outCall, ce callee) {
+	rr := oc.rr
+	rr.c.queued = 0 // sendCall counts it anew for another shard
+	s.invokeLocal(ss, req, oc, ce, &rr.c, rr.disclose)
+}
+
+// invokeLocal sends the call req of ss, whose own copy c holds, to ce, a
+// callee of this node (rerouteLocal, bouncedHere).
+func (s *Shard) invokeLocal(ss *Session, req uint64, oc *outCall, ce callee, c *carry, disclose bool) {
 	if oc.callee == nil { // from another node's callee
 		s.dropMcall(oc.invID)
 		ss.meshCallEnded()
 		oc.node = 0
 	}
-	rr, cs := oc.rr, ce.s
+	cs := ce.s
 	oc.callee = cs
 	oc.invID = s.nextInvocationID()
-	oc.disclose = rr.disclose || ce.discloseCaller
-	rr.c.queued = 0 // sendCall counts it anew for another shard
-	t := task{kind: tInvoke, s: cs, peer: ss, a: req, b: oc.invID, reg: oc.reg, c: &rr.c}
+	oc.disclose = disclose || ce.discloseCaller
+	t := task{kind: tInvoke, s: cs, peer: ss, a: req, b: oc.invID, reg: oc.reg, c: c}
 	if oc.recvProg {
 		t.flags |= tfRecvProg
 	}
@@ -534,7 +541,7 @@ func (s *Shard) rerouteLocal(ss *Session, req uint64, oc *outCall, ce callee) {
 		t.timeout = s.timeLeft(oc.due, s.r.coarseNow())
 	}
 	if s.queueCall(cs.shard, false) {
-		t.flags |= tfSelfCall // rr.c is an own copy
+		t.flags |= tfSelfCall // c is an own copy
 	}
 	s.sendCall(cs.shard, t)
 }
