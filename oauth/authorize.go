@@ -241,7 +241,8 @@ func (s *Server) takeCodePlace(ctx context.Context, realm, sub string) (bool, er
 // logins, which at max_refresh_tokens ended her oldest other login before
 // the losers found the code used: n redemptions ended n of her logins.
 // A redemption that fails after its claim (no signing key active, the
-// store failing) gives the code back unused, for the client to retry.
+// store failing) gives the code back unused, for the client to retry
+// (releaseCode: tried again in the background while the store fails).
 func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Values) (resp *tokenResponse, oe *oauthError) {
 	code, verifier := form.Get("code"), form.Get("code_verifier")
 	if code == "" {
@@ -336,8 +337,7 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 		// Given back unused when what the code is for cannot be made,
 		// whether or not the client still waits (a later write fails if
 		// a second use marked the code meanwhile).
-		bg := context.WithoutCancel(ctx)
-		release := func() { s.store.Update(bg, key, e.Value, rev, ttl) }
+		release := func() { s.releaseCode(context.WithoutCancel(ctx), key, e.Value, rev, ttl, rec.Exp) }
 		made = l
 		resp, oe = s.respond(ctx, l, true)
 		if oe != nil {
@@ -361,6 +361,43 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 	}
 	return nil, errServer("the authorization code is being used concurrently; try again")
 }
+
+// releaseCode gives a claimed authorization code back unused: its record
+// as read before the claim (unused), written from the claim's revision
+// rev. A write the store fails is tried again in the background, every
+// releaseRetry until the store answers or the code expires (exp, unix):
+// left claimed by a login never made, the client's retry, once the store
+// answered again, was a second use (invalid_grant, logged as a code used
+// twice), the code lost to a store failing for a moment. A write refused
+// for its revision is done with: a second use marked the code, or a write
+// reported failed was made.
+func (s *Server) releaseCode(ctx context.Context, key string, unused []byte, rev uint64, ttl time.Duration, exp int64) {
+	done := func() bool {
+		_, err := s.store.Update(ctx, key, unused, rev, ttl)
+		return err == nil || errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound)
+	}
+	if done() {
+		return
+	}
+	s.log.Warn("oauth: an authorization code whose redemption failed cannot be given back unused yet: trying again in the background")
+	go func() {
+		t := time.NewTicker(releaseRetry)
+		defer t.Stop()
+		for range authCodeLifetime / releaseRetry {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+			if s.now().Unix() >= exp || done() {
+				return
+			}
+		}
+	}()
+}
+
+// releaseRetry is how often releaseCode tries again.
+const releaseRetry = 250 * time.Millisecond
 
 // codeMarked returns the revision of the code at key when it is marked
 // used by the login made, in a revision after after (0 if not), read back
