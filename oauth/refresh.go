@@ -552,6 +552,12 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string, i
 		case now.Unix() >= f.Exp:
 			s.store.Delete(ctx, key, e.Revision)
 			return "", errInvalidGrant("the refresh token has expired")
+		case s.grantRevoked(f.Gid):
+			// Its login was revoked (a sign-out whose family the store
+			// kept for the client's retry, an end whose delete failed):
+			// its access tokens are refused, so it mints none.
+			s.endFamily(ctx, tok.fam, "revoked")
+			return "", errInvalidGrant("unknown, expired or revoked refresh token")
 		}
 		if _, oe := subsetScope(f.Scope, scope); oe != nil {
 			return "", oe
@@ -586,6 +592,15 @@ func (s *Server) rotate(ctx context.Context, c *clientConf, raw, scope string, i
 		return next.String(), nil
 	}
 	return "", errServer("the refresh token is being used concurrently; try again")
+}
+
+// grantRevoked reports whether this node holds grant id gid revoked.
+func (s *Server) grantRevoked(gid string) bool {
+	if gid == "" {
+		return false
+	}
+	v, ok := s.revoked.Load(gid)
+	return ok && v.(int64) > s.now().Unix()
 }
 
 // rotationStored reports whether the family at key holds the rotation to

@@ -263,6 +263,9 @@ func (s *Server) syncOnce(gc bool) {
 	// (syncRevoked).
 	revErr := s.syncRevoked(ctx, gc || s.revBad)
 	s.revBad = revErr != nil
+	if revErr == nil {
+		s.storeUnstored(ctx)
+	}
 	err := errors.Join(ringErr, revErr)
 	// A shared store may be out of reach for a while (an edge node whose
 	// uplink is down): verification goes on with what was synced last;
@@ -445,6 +448,31 @@ func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 		s.unstored.Delete(id)
 	}
 	return err
+}
+
+// storeUnstored writes the revocations of ids held here whose store
+// write failed (Server.unstored), at a sync round that reached the store:
+// a client answered 503 that does not try again (an app's sign-out whose
+// errors it ignores) left them to this node alone, and the other nodes
+// took the tokens until they expired (a sign-out's login, kept for the
+// retry, refreshed there for as long as it lived). A cut-off's is left to
+// its revocation tried again (its record merges with the stored one).
+func (s *Server) storeUnstored(ctx context.Context) {
+	n := 0
+	s.unstored.Range(func(k, _ any) bool {
+		id := k.(string)
+		if strings.HasPrefix(id, unstoredCut("")) {
+			return true
+		}
+		if v, ok := s.revoked.Load(id); !ok || s.storeRevocation(ctx, id, time.Unix(v.(int64), 0), s.now()) == nil {
+			s.unstored.Delete(id)
+			n++
+		}
+		return ctx.Err() == nil
+	})
+	if n > 0 {
+		s.log.Info("oauth: revocations the store had failed are stored now", "count", n)
+	}
 }
 
 // unstoredCut is the Server.unstored key of the cut-off of key (cutKey).

@@ -1,0 +1,42 @@
+package oauth
+
+import (
+	"net/url"
+	"testing"
+	"time"
+)
+
+// An app's sign-out whose grant revocation the store failed is answered
+// 503, and an app that does not try it again (most ignore a sign-out's
+// errors) left the login working on every other node: since 5522c66 the
+// family is kept for the retry, so its refresh token kept refreshing
+// there, and its access tokens, revoked on the node that took the
+// sign-out alone, kept working elsewhere until they expired. The node now
+// writes the revocations whose write failed at its next sync round that
+// reaches the store, and a refresh of a login whose grant is revoked is
+// refused (and the family ended).
+func TestSignOutNotRetriedReachesOtherNodes(t *testing.T) {
+	sw := &storeWrites{}
+	b := startEnv(t, func(o *Options) { sw.Store = newMemStore(time.Now); o.Store = sw })
+	a := startEnv(t, func(o *Options) { o.Store = sw.Store; o.Issuer = b.url; o.now = b.clock.Now })
+	st, body := b.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}}, "backend", backendSec)
+	if st != 200 {
+		t.Fatalf("alice's login: %d %v", st, body)
+	}
+	at, rt := body["access_token"].(string), body["refresh_token"].(string)
+	rv := "rv."
+	sw.failing.Store(&rv)
+	if st, body := b.post("/oauth/revoke", url.Values{"token": {rt}}, "backend", backendSec); st != 503 {
+		t.Fatalf("the sign-out with the store failing revocations: %d %v, want 503", st, body)
+	}
+	sw.failing.Store(nil) // the store answers again; the app does not retry
+	b.srv.syncOnce(false)
+	a.srv.syncOnce(false)
+	if _, err := a.srv.VerifyAccessToken(at); err != ErrTokenRevoked {
+		t.Errorf("the login's access token on another node after a sign-out answered 503 and the store back: %v, want ErrTokenRevoked", err)
+	}
+	st, body = a.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "backend", backendSec)
+	if st != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("a refresh on another node after a sign-out answered 503 and the store back: %d %v, want 400 invalid_grant", st, body)
+	}
+}
