@@ -218,9 +218,22 @@ func (s *Server) indexFamily(ctx context.Context, rc *realmConf, client, sub str
 		if err != nil {
 			return 0, err
 		}
-		if err := s.countEnds(rc, &idx, ends); err != nil {
+		ends, later, err := s.countEnds(rc, &idx, ends)
+		if err != nil {
 			s.log.Info("oauth: a user's logins with one client ended too many of her others lately: login refused", "realm", rc.Name, "client", client, "sub", sub, "bound", max(rc.MaxRefreshTokens, maxEndedLogins))
 			return 0, err
+		}
+		if len(later) > 0 {
+			// More to end than the bound has room for (a reload lowered
+			// max_refresh_tokens): those stay listed, the oldest, for
+			// the next logins to end.
+			keep := evict[:0:0]
+			for _, r := range evict {
+				if slices.Contains(later, r.ID) {
+					keep = append(keep, r)
+				}
+			}
+			live = append(keep, live...)
 		}
 		idx.Fams = append(live, ref)
 		for _, f := range idx.Fams {
@@ -298,24 +311,39 @@ func (s *Server) endings(ctx context.Context, rc *realmConf, evict []famRef) ([]
 	return out, nil
 }
 
-// countEnds adds to idx.Ends the revocation entries ends will write, or
-// returns tooManyLogins when they would pass the bound (maxEndedLogins).
-// Entries that expired are dropped first, and so are those past the
-// longest an entry can live (a damaged record).
-func (s *Server) countEnds(rc *realmConf, idx *famIndex, ends []ending) error {
+// countEnds adds to idx.Ends the revocation entries of the ends it
+// returns, the oldest as many as the bound (maxEndedLogins) has room
+// for, and the ids of the others (later: not ended now), or
+// tooManyLogins when it has room for none of those that need one. Ends
+// needing no entry are all returned. Entries that expired are dropped
+// first, and so are those past the longest an entry can live (a damaged
+// record). Ending fewer than asked keeps the user more logins than the
+// realm's bound for a while; refusing the login instead refused every
+// one, for as long as the logins past a lowered max_refresh_tokens kept
+// refreshing.
+func (s *Server) countEnds(rc *realmConf, idx *famIndex, ends []ending) (taken []ending, later []string, err error) {
 	now := s.now()
 	most := now.Add(maxAccessTokenLifetime + s.skew).Unix()
 	idx.Ends = slices.DeleteFunc(idx.Ends, func(x int64) bool { return x <= now.Unix() || x > most })
-	n := len(idx.Ends)
+	room := max(rc.MaxRefreshTokens, maxEndedLogins) - len(idx.Ends)
+	entries := 0
 	for _, x := range ends {
-		if x.until != 0 {
+		switch {
+		case x.until == 0:
+			taken = append(taken, x)
+		case room > entries:
+			taken = append(taken, x)
 			idx.Ends = append(idx.Ends, x.until)
+			entries++
+		default:
+			later = append(later, x.id)
 		}
 	}
-	if len(idx.Ends) > n && len(idx.Ends) > max(rc.MaxRefreshTokens, maxEndedLogins) {
-		return &tooManyLogins{retry: time.Unix(slices.Min(idx.Ends), 0).Sub(now)}
+	if len(later) > 0 && entries == 0 {
+		// No room (the bound is at least 32: Ends is not empty).
+		return nil, nil, &tooManyLogins{retry: time.Unix(slices.Min(idx.Ends), 0).Sub(now)}
 	}
-	return nil
+	return taken, later, nil
 }
 
 // tooManyLogins refuses a login that would end another one past
