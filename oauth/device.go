@@ -554,6 +554,14 @@ func (s *Server) grantDevice(ctx context.Context, c *clientConf, dc string) (*to
 			resp, oe := s.respond(ctx, l, true)
 			if oe != nil {
 				release()
+				if oe.status == http.StatusTooManyRequests && oe.code == "temporarily_unavailable" {
+					// The bound on the user's logins ending others
+					// (tooManyLogins, respond's only 429) has no room
+					// yet: pending, so that the device polls on (RFC
+					// 8628 devices take any other error as final and
+					// stop, the approval lost to them).
+					return nil, &oauthError{status: http.StatusBadRequest, code: "authorization_pending", desc: "approved; the user's logins with this client ended too many others lately: keep polling"}
+				}
 				return nil, oe
 			}
 			if err := s.store.Delete(ctx, key, rev); err != nil {
