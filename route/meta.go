@@ -178,6 +178,10 @@ func (s *Shard) metaCall(ss *Session, m *proto.Message) bool {
 		s.replyError(ss, proto.CodeCall, m.Request, aerr.uri, aerr.msg)
 		return true
 	}
+	if matchDenied(ss, proc, args) {
+		s.runMeta(ss, m.Request, proc, metaNull, args, kwargs, nil, 0)
+		return true
+	}
 	// On a mesh such a call's arguments go to the other nodes in the
 	// query, in MsgPack, which cannot carry every value a caller may send
 	// (an integer beyond float64's range, which JSON and CBOR carry): the
@@ -870,6 +874,29 @@ func metaRegMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *
 	}
 	return []any{reg.id}, nil
 }
+
+// matchDenied reports whether proc is wamp.registration.match and the
+// caller's role may not call its URI, or wamp.subscription.match and the
+// role may not subscribe to its topic: the answer is null, as for a URI
+// a CALL is refused before any registration is looked up (not_authorized
+// here), without a look-up and, on a mesh, without asking the other
+// nodes. Before, the match named the pattern registration or the
+// subscriptions that matched it: a role with no grant under a URI learnt
+// which registrations and subscriptions reach it. Owned by ss's shard.
+func matchDenied(ss *Session, proc string, args []any) bool {
+	a := ActionCall
+	switch proc {
+	case "wamp.registration.match":
+	case "wamp.subscription.match":
+		a = ActionSubscribe
+	default:
+		return false
+	}
+	uri, _ := argStr(args, 0)
+	return !ss.authorize(a, []byte(uri))
+}
+
+func metaNull(*Shard, *Session, []any, map[string]any) ([]any, *metaErr) { return []any{nil}, nil }
 
 func (rm *Realm) regByIDLocked(id uint64) *registration {
 	rm.mu.RLock()
