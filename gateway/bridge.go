@@ -1162,7 +1162,7 @@ func (o *publishOptions) lists(pr *pubReq) *problem {
 		if !ok {
 			what := "a list of strings"
 			if l.ids {
-				what = "a list of session ids (integers from 0)"
+				what = "a list of session ids (integers in [0, 2^53])"
 			}
 			return newProblem(http.StatusBadRequest, proto.URIInvalidArgument, "options: "+l.name+" must be "+what)
 		}
@@ -1171,12 +1171,16 @@ func (o *publishOptions) lists(pr *pubReq) *problem {
 	return nil
 }
 
-// jsonList checks raw, a valid JSON value, to be null (or absent: nil,
-// true) or a list of unsigned 64-bit integers (ids) or of strings, and
-// returns it as it is, without allocating.
+// jsonList checks raw, a valid JSON value, to be absent (nil, true) or a
+// list of WAMP ids (integers in [0, 2^53], as a PUBLISH's lists take:
+// proto.MaxID) or of strings, and returns it as it is, without
+// allocating. null is not a list, as a WAMP PUBLISH's option must be one
+// (ABORT protocol_violation there): before, it was taken as absent, and
+// ids up to 2^64-1 were taken, an "eligible" past 2^53 publishing to no
+// one with 202.
 func jsonList(raw []byte, ids bool) ([]byte, bool) {
 	b := bytes.TrimSpace(raw)
-	if len(b) == 0 || string(b) == "null" {
+	if len(b) == 0 {
 		return nil, true
 	}
 	if b[0] != '[' {
@@ -1198,7 +1202,7 @@ func jsonList(raw []byte, ids bool) ([]byte, bool) {
 			for j < len(b) && b[j] >= '0' && b[j] <= '9' {
 				j++
 			}
-			if n := j - i; n == 0 || n > 20 || n == 20 && string(b[i:j]) > "18446744073709551615" {
+			if n := j - i; n == 0 || n > 16 || n == 16 && string(b[i:j]) > "9007199254740992" {
 				return nil, false
 			}
 		} else {
