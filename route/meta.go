@@ -869,10 +869,38 @@ func metaRegMatch(s *Shard, ss *Session, args []any, _ map[string]any) ([]any, *
 	rm.mu.RLock()
 	reg, found := rm.regs.best([]byte(uri))
 	rm.mu.RUnlock()
-	if !found {
+	if !found || s.r.mesh == nil && !anyCalleeMay(s, rm, reg, uri) {
 		return []any{nil}, nil
 	}
 	return []any{reg.id}, nil
+}
+
+// matchCalleesJudged bounds the callees anyCalleeMay asks the Authorizer
+// about: a registration with more is taken as invocable.
+const matchCalleesJudged = 16
+
+// anyCalleeMay reports whether a callee of reg (on this node) may receive
+// an invocation of uri, as mayInvoke judges it on the callee's loop:
+// when none may, a CALL of uri fails not_authorized, and
+// wamp.registration.match answers null (before, it named reg). Up to
+// matchCalleesJudged callees, by their roles (static after the join),
+// asking the Authorizer without their loops' caches; with more, true.
+// Not on a mesh, whose other nodes' callees this node does not judge.
+func anyCalleeMay(s *Shard, rm *Realm, reg *registration, uri string) bool {
+	az := rm.conf().Authorizer
+	l := reg.list()
+	if az == nil || l.len() > matchCalleesJudged {
+		return true
+	}
+	if reg.match == proto.MatchExact {
+		uri = reg.uri
+	}
+	for c := range l.all() {
+		if s.r.askAuthorize(az, rm.name, c.s.authRole, ActionRegister, uri) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchDenied reports whether proc is wamp.registration.match and the

@@ -10,7 +10,8 @@ import (
 // matchGrantRealm returns realm "trusted" (trustAuth: role "user") whose
 // role may call the two match procedures, register and subscribe under
 // "com" (a prefix), call under "com.open" only, and neither subscribe nor
-// call under "com.secret".
+// call under "com.secret"; under "com.callonly" it may call, but not
+// register (nor be invoked).
 func matchGrantRealm(t *testing.T) RealmConfig {
 	z, err := NewRBAC([]Role{{Name: "user", Permissions: []Permission{
 		{URI: "wamp.registration.match", Match: proto.MatchExact, Call: true},
@@ -18,6 +19,7 @@ func matchGrantRealm(t *testing.T) RealmConfig {
 		{URI: "com", Match: proto.MatchPrefix, Register: true, Subscribe: true},
 		{URI: "com.open", Match: proto.MatchPrefix, Register: true, Subscribe: true, Call: true},
 		{URI: "com.secret", Match: proto.MatchPrefix, Register: true},
+		{URI: "com.callonly", Match: proto.MatchPrefix, Call: true},
 	}}})
 	if err != nil {
 		t.Fatal(err)
@@ -71,5 +73,25 @@ func TestMeshSubscriptionMatchNullForTopicTheRoleMayNotSubscribe(t *testing.T) {
 	mm.sync()
 	if m := a.expect(proto.CodeResult); m.Request != req || len(argsOf(m)) != 1 || !slices.Equal(argsOf(m)[0].([]any), []any{int64(sid)}) {
 		t.Errorf("wamp.subscription.match com.open.x on a mesh: %s, want RESULT [[%d]]", describe(m), sid)
+	}
+}
+
+// wamp.registration.match answers null for a URI whose every callee of
+// the matching pattern registration is refused it (a more specific grant
+// without register under the pattern): the CALL fails not_authorized
+// ("the callee of the registration matching ... is not authorized for
+// it") with no callee invoked. Before, match named the registration.
+func TestRegistrationMatchNullWhenNoCalleeMayTakeIt(t *testing.T) {
+	e := newEnv(t, 1, func(c *Config) { c.Realms = []RealmConfig{matchGrantRealm(t)} })
+	c := e.joinAs(proto.JSON, "alice")
+	rid := c.register("com", map[string]any{"match": "prefix"})
+	if v := c.callMeta("wamp.registration.match", []any{"com.callonly.x"}, nil); v != nil {
+		t.Errorf("wamp.registration.match com.callonly.x, which no callee of %d may take: %v, want null", rid, v)
+	}
+	req := c.call("com.callonly.x", nil, nil, nil)
+	e.sync()
+	c.expectError(proto.CodeCall, req, proto.URINotAuthorized)
+	if v := c.callMeta("wamp.registration.match", []any{"com.open.x"}, nil); v != int64(rid) {
+		t.Errorf("wamp.registration.match com.open.x: %v, want %d", v, rid)
 	}
 }
