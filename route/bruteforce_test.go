@@ -202,9 +202,9 @@ func TestAuthPlacesReturnedWhenSessionsLeave(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		e.sync()
 		e.r.limiter.mu.Lock()
-		r := e.r.limiter.addrs[e.r.limiter.keys("192.0.2.9", "").ak]
+		r := e.r.limiter.addrs[e.r.limiter.keys("192.0.2.9", "", "").ak]
 		checking, open, waiting = int(r.checking), int(r.open), len(r.waiting())
-		if p := e.r.limiter.ids[e.r.limiter.keys("192.0.2.9", "alice").id]; p != nil {
+		if p := e.r.limiter.ids[e.r.limiter.keys("192.0.2.9", "", "alice").id]; p != nil {
 			checking += int(p.checking)
 		}
 		e.r.limiter.mu.Unlock()

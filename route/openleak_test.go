@@ -75,7 +75,7 @@ func TestAbortedLoginsGiveBackTheirOpenChallenge(t *testing.T) {
 		e.sync()
 		l := e.r.limiter
 		l.mu.Lock()
-		r := l.addrs[l.keys("198.51.100.7", "").ak]
+		r := l.addrs[l.keys("198.51.100.7", "", "").ak]
 		open, checking = int(r.open), int(r.checking)
 		l.mu.Unlock()
 		if open == 0 && checking == 0 || time.Now().After(deadline) {

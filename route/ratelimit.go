@@ -17,12 +17,13 @@ import (
 
 // AuthLimits configures the router's brute-force limiter, which counts
 // failed authentications per source address (an IPv4 address, or the /64 of
-// an IPv6 one), and within it per authid.
+// an IPv6 one), and within it per authid and realm.
 //
-// An authid that fails BlockAfter times from one address is locked out at
-// that address for Lockout: its HELLOs and AUTHENTICATEs get ABORT
-// wamp.error.authentication_denied, while the address's other authids go
-// on logging in. So one device behind a NAT with a wrong password locks
+// An authid that fails BlockAfter times in one realm from one address is
+// locked out of that realm at that address for Lockout: its HELLOs and
+// AUTHENTICATEs there get ABORT wamp.error.authentication_denied, while
+// the address's other authids, and the authid in other realms, go on
+// logging in. So one device behind a NAT with a wrong password locks
 // out itself, not the fleet behind the same address. An address whose
 // failures, whatever their authids, reach AddressBlockAfter is locked out
 // whole (password spraying: one guess for each of many authids), its
@@ -32,15 +33,16 @@ type AuthLimits struct {
 	// within Window, each further failure is answered after a growing
 	// delay (half a second more per failure, at most 5 s). Default 3.
 	DelayAfter int
-	// BlockAfter: this many failures of one authid from one address
-	// within Window lock that authid out at that address for Lockout.
+	// BlockAfter: this many failures of one authid in one realm from one
+	// address within Window lock that authid out of that realm at that
+	// address for Lockout.
 	// Each AUTHENTICATE reserves its place before its secret is checked:
 	// at most BlockAfter, minus the failures so far, are checked at a time
 	// for one authid, and the others wait for their turn (or for the
 	// lockout, which refuses them unchecked). Default 10.
 	BlockAfter int
 	// AddressBlockAfter: this many failures from one address within
-	// Window, whatever their authids, lock the whole address out for
+	// Window, whatever their authids and realms, lock the whole address out for
 	// Lockout; likewise at most AddressBlockAfter minus the address's
 	// failures are checked at a time. At least BlockAfter. Default 100,
 	// or BlockAfter when that is larger.
@@ -200,7 +202,8 @@ type authWait struct {
 type loginKey struct {
 	addr   string  // the address as the limiter counts it (for logs and the work queue); "": not limited
 	ak     addrKey // the address's record key
-	id     idKey   // the authid's record key at the address
+	id     idKey   // the authid's record key at the address, in the realm
+	realm  string  // for log lines: the realm, at most 64 bytes of it
 	authid string  // for log lines: the authid, at most 64 bytes of it
 }
 
@@ -211,9 +214,9 @@ type loginKey struct {
 type addrKey struct{ hi, lo uint64 }
 
 // idKey is an authid's record key at an address: the address's key and
-// a 64-bit hash of the authid under a seed of this process, so that a
-// record costs the same whatever the authid's length, and no client can
-// choose authids that share one.
+// a 64-bit hash of the realm and the authid under a seed of this process,
+// so that a record costs the same whatever the authid's length, and no
+// client can choose authids that share one.
 type idKey struct {
 	a addrKey
 	h uint64
@@ -274,23 +277,36 @@ func (l *authLimiter) key(remote string) string {
 	return p.String()
 }
 
-// login returns the limiter's keys of a login from remote as authid (""
-// when HELLO named none: such logins of one address share one record). An
-// authid's key is a 64-bit hash of it under a seed of this process, so
-// that a record costs the same whatever the authid's length, and no
-// client can choose authids that share one.
-func (l *authLimiter) login(remote, authid string) loginKey {
-	return l.keys(l.key(remote), authid)
+// login returns the limiter's keys of a login to realm from remote as
+// authid ("" when HELLO named none: such logins of one address to one
+// realm share one record). An authid's key is a 64-bit hash of the realm
+// and the authid under a seed of this process, so that a record costs the
+// same whatever their lengths, and no client can choose authids that
+// share one. An authid is counted per realm: the same name in two realms
+// may be two principals (each realm has its own users), and a user of
+// both that fails in one still logs in to the other. Before, an authid's
+// failures in realm a locked it out of realm b too, at that address. The
+// address's own record counts its failures in every realm.
+func (l *authLimiter) login(remote, realm, authid string) loginKey {
+	return l.keys(l.key(remote), realm, authid)
 }
 
-// keys returns the keys of a login as authid from the address whose
-// record key is addr ("": not limited).
-func (l *authLimiter) keys(addr, authid string) loginKey {
+// keys returns the keys of a login to realm as authid from the address
+// whose record key is addr ("": not limited).
+func (l *authLimiter) keys(addr, realm, authid string) loginKey {
 	if addr == "" {
 		return loginKey{}
 	}
 	ak := l.addrKeyOf(addr)
-	return loginKey{addr: addr, ak: ak, id: idKey{ak, maphash.String(l.seed, authid)}, authid: logCut(authid)}
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	// The realm's length first: ("ab", "c") and ("a", "bc") differ.
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(realm)))
+	h.Write(n[:])
+	h.WriteString(realm)
+	h.WriteString(authid)
+	return loginKey{addr: addr, ak: ak, id: idKey{ak, h.Sum64()}, realm: logCut(realm), authid: logCut(authid)}
 }
 
 // addrKeyOf returns the record key of the address whose limiter key (as

@@ -25,7 +25,7 @@ func TestAuthLimiterSweepBounded(t *testing.T) {
 	// Full of live records: one failure of one authid from each /64.
 	l.mu.Lock()
 	for i := 0; i < n; i++ {
-		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "x")
+		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "", "x")
 		a, p := l.recs(k, now)
 		p.fail(now, l.lim, l.lim.BlockAfter)
 		a.fail(now, l.lim, l.lim.AddressBlockAfter)
@@ -36,7 +36,7 @@ func TestAuthLimiterSweepBounded(t *testing.T) {
 	}
 	visits := func(at time.Time, addr string) (int, verdict) {
 		before := l.sweepVisits
-		v := l.reserve(l.keys(addr, "y"), at, &authWait{fire: func(bool) {}})
+		v := l.reserve(l.keys(addr, "", "y"), at, &authWait{fire: func(bool) {}})
 		return l.sweepVisits - before, v
 	}
 	// A new address a while later, the records still live: the table is
@@ -84,7 +84,7 @@ func TestAuthLimiterFullTableMakesRoomFromAgedRecords(t *testing.T) {
 		if i < aged {
 			at = old // idle at the test's time
 		}
-		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "x")
+		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "", "x")
 		a, p := l.recs(k, at)
 		p.fail(at, l.lim, l.lim.BlockAfter)
 		a.fail(at, l.lim, l.lim.AddressBlockAfter)
@@ -97,7 +97,7 @@ func TestAuthLimiterFullTableMakesRoomFromAgedRecords(t *testing.T) {
 		at := recent.Add(time.Second + time.Duration(i)*400*time.Microsecond)
 		before := l.sweepVisits
 		addr := "198.51." + strconv.Itoa(100+i/250) + "." + strconv.Itoa(i%250)
-		if v := l.reserve(l.keys(addr, "y"), at, &authWait{fire: func(bool) {}}); v == untracked {
+		if v := l.reserve(l.keys(addr, "", "y"), at, &authWait{fire: func(bool) {}}); v == untracked {
 			refused++
 		}
 		most = max(most, l.sweepVisits-before)
@@ -117,7 +117,7 @@ func TestAuthLimiterFullTableMakesRoomFromAgedRecords(t *testing.T) {
 	later := recent.Add(3 * time.Second)
 	l.mu.Lock()
 	for i := 0; len(l.addrs) < n; i++ {
-		k := l.keys("2001:db8:1:"+strconv.FormatUint(uint64(i), 16)+"::/64", "x")
+		k := l.keys("2001:db8:1:"+strconv.FormatUint(uint64(i), 16)+"::/64", "", "x")
 		a, p := l.recs(k, later)
 		p.fail(later, l.lim, l.lim.BlockAfter)
 		a.fail(later, l.lim, l.lim.AddressBlockAfter)
@@ -125,7 +125,7 @@ func TestAuthLimiterFullTableMakesRoomFromAgedRecords(t *testing.T) {
 	l.mu.Unlock()
 	before := l.sweepVisits
 	for i := 0; i < 1000; i++ {
-		l.reserve(l.keys("203.0."+strconv.Itoa(113+i/250)+"."+strconv.Itoa(i%250), "y"), later.Add(time.Duration(i)*time.Millisecond), &authWait{fire: func(bool) {}})
+		l.reserve(l.keys("203.0."+strconv.Itoa(113+i/250)+"."+strconv.Itoa(i%250), "", "y"), later.Add(time.Duration(i)*time.Millisecond), &authWait{fire: func(bool) {}})
 	}
 	if got := l.sweepVisits - before; got > fullSweepsPerSecond*2*sweepChunk {
 		t.Errorf("1,000 new addresses in a second at full tables of live records: the sweeps looked at %d records; want at most %d", got, fullSweepsPerSecond*2*sweepChunk)

@@ -42,18 +42,18 @@ func TestAuthLimiterKeys(t *testing.T) {
 	// blocks it from them all.
 	now := time.Unix(1e9, 0)
 	for i := range DefaultAuthBlockAfter {
-		l.settle(l.login("[2001:db8::"+strconv.FormatInt(int64(i+1), 16)+"]:1000", "joe"), false, true, now)
+		l.settle(l.login("[2001:db8::"+strconv.FormatInt(int64(i+1), 16)+"]:1000", "", "joe"), false, true, now)
 	}
-	if !l.blocked(l.login("[2001:db8::ffff]:2000", "joe"), now) {
+	if !l.blocked(l.login("[2001:db8::ffff]:2000", "", "joe"), now) {
 		t.Error("the /64 is not blocked for joe after 10 of joe's failures from its addresses")
 	}
-	if l.blocked(l.login("[2001:db8::ffff]:2000", "ann"), now) {
+	if l.blocked(l.login("[2001:db8::ffff]:2000", "", "ann"), now) {
 		t.Error("the /64 is blocked for ann after joe's failures")
 	}
-	if l.blocked(l.login("[2001:db8:0:1::1]:2000", "joe"), now) {
+	if l.blocked(l.login("[2001:db8:0:1::1]:2000", "", "joe"), now) {
 		t.Error("the next /64 is blocked too")
 	}
-	if k := l.login("10.1.2.3:4", "joe"); k != (loginKey{}) {
+	if k := l.login("10.1.2.3:4", "", "joe"); k != (loginKey{}) {
 		t.Errorf("an exempt address's login has keys %+v", k)
 	}
 }
@@ -62,10 +62,10 @@ func TestAuthLimiterSweepsExpired(t *testing.T) {
 	l := testLimiter(t, AuthLimits{})
 	start := time.Unix(1e9, 0)
 	for i := range limiterMin {
-		l.settle(l.keys("10."+strconv.Itoa(i>>16)+"."+strconv.Itoa(i>>8&255)+"."+strconv.Itoa(i&255), ""), false, true, start)
+		l.settle(l.keys("10."+strconv.Itoa(i>>16)+"."+strconv.Itoa(i>>8&255)+"."+strconv.Itoa(i&255), "", ""), false, true, start)
 	}
 	// One address still has an authentication open: its record is kept.
-	if !l.open(l.keys("10.0.0.1", ""), start) {
+	if !l.open(l.keys("10.0.0.1", "", ""), start) {
 		t.Fatal("open refused")
 	}
 	// Each later failure from a new address sweeps a chunk of the
@@ -75,7 +75,7 @@ func TestAuthLimiterSweepsExpired(t *testing.T) {
 	later := start.Add(DefaultAuthWindow + time.Second)
 	for i := 1; ; i++ {
 		before := l.sweepVisits
-		l.settle(l.keys("192.0.2."+strconv.Itoa(i), ""), false, true, later)
+		l.settle(l.keys("192.0.2."+strconv.Itoa(i), "", ""), false, true, later)
 		if d := l.sweepVisits - before; d > 2*sweepChunk {
 			t.Fatalf("failure %d: its sweep looked at %d records, want at most %d", i, d, 2*sweepChunk)
 		}
@@ -87,7 +87,7 @@ func TestAuthLimiterSweepsExpired(t *testing.T) {
 				len(l.addrs)+len(l.ids), i, 1+2*i)
 		}
 	}
-	if l.addrs[l.keys("10.0.0.1", "").ak] == nil {
+	if l.addrs[l.keys("10.0.0.1", "", "").ak] == nil {
 		t.Fatal("the address with an authentication open was swept")
 	}
 }
@@ -98,7 +98,7 @@ func TestAuthLimiterSweepsExpired(t *testing.T) {
 func TestAuthLimiterReservations(t *testing.T) {
 	l := testLimiter(t, AuthLimits{BlockAfter: 4, DelayAfter: 100})
 	now := time.Unix(1e9, 0)
-	key := l.keys("192.0.2.9", "joe")
+	key := l.keys("192.0.2.9", "", "joe")
 	fired := map[int]string{}
 	wait := func(i int) *authWait {
 		return &authWait{fire: func(ok bool) {
@@ -157,18 +157,18 @@ func TestAuthLimiterOpenChallenges(t *testing.T) {
 	l := testLimiter(t, AuthLimits{MaxOpenChallenges: 3})
 	now := time.Unix(1e9, 0)
 	for i := range 3 {
-		if !l.open(l.keys("192.0.2.1", "u"+strconv.Itoa(i)), now) {
+		if !l.open(l.keys("192.0.2.1", "", "u"+strconv.Itoa(i)), now) {
 			t.Fatalf("open %d refused", i)
 		}
 	}
-	if l.open(l.keys("192.0.2.1", "u9"), now) {
+	if l.open(l.keys("192.0.2.1", "", "u9"), now) {
 		t.Fatal("a fourth open challenge from the address accepted (another authid)")
 	}
-	if !l.open(l.keys("192.0.2.2", "u0"), now) || !l.open(loginKey{}, now) {
+	if !l.open(l.keys("192.0.2.2", "", "u0"), now) || !l.open(loginKey{}, now) {
 		t.Fatal("other addresses are limited too")
 	}
-	l.close(l.keys("192.0.2.1", "u0"))
-	if !l.open(l.keys("192.0.2.1", "u9"), now) {
+	l.close(l.keys("192.0.2.1", "", "u0"))
+	if !l.open(l.keys("192.0.2.1", "", "u9"), now) {
 		t.Fatal("closing did not free a place")
 	}
 }
@@ -206,12 +206,12 @@ func TestAuthLimiterTableRecovers(t *testing.T) {
 	l.maxAddrs = 2 * limiterMin
 	now := time.Unix(1e9, 0)
 	for i := 0; i <= l.maxAddrs; i++ {
-		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "")
+		k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "", "")
 		if l.reserve(k, now, nil) == granted {
 			l.settle(k, true, true, now)
 		}
 	}
-	newcomer := l.keys("198.51.100.7", "")
+	newcomer := l.keys("198.51.100.7", "", "")
 	if v := l.reserve(newcomer, now, nil); v == granted {
 		t.Fatal("an address the full table cannot track got its secret checked")
 	}
@@ -238,7 +238,7 @@ func TestAuthLimiterWaitsPerAuthID(t *testing.T) {
 	wait := func(name string) *authWait {
 		return &authWait{fire: func(ok bool) { fired[name] = ok }}
 	}
-	joe, ann, bea := l.keys("192.0.2.50", "joe"), l.keys("192.0.2.50", "ann"), l.keys("192.0.2.50", "bea")
+	joe, ann, bea := l.keys("192.0.2.50", "", "joe"), l.keys("192.0.2.50", "", "ann"), l.keys("192.0.2.50", "", "bea")
 	for _, c := range []struct {
 		k    loginKey
 		name string
@@ -285,10 +285,10 @@ func TestAuthLimiterWaitsPerAuthID(t *testing.T) {
 	if _, lock := l.settle(bea, true, true, now); lock != lockAddress {
 		t.Fatalf("lock %d after the address's fourth failure, want the address's", lock)
 	}
-	if v := l.reserve(l.keys("192.0.2.50", "new"), now, wait("new")); v != denied {
+	if v := l.reserve(l.keys("192.0.2.50", "", "new"), now, wait("new")); v != denied {
 		t.Fatalf("a new authid at a locked-out address: %d, want denied", v)
 	}
-	if l.blocked(l.keys("192.0.2.51", "joe"), now) {
+	if l.blocked(l.keys("192.0.2.51", "", "joe"), now) {
 		t.Fatal("another address is blocked")
 	}
 }
@@ -313,14 +313,14 @@ func TestAuthLimiterAuthIDFloodKeepsAddressesTracked(t *testing.T) {
 	l.maxIDs = 8 * l.lim.MaxOpenChallenges
 	const floods = 16
 	now := time.Unix(1e9, 0)
-	ann := l.keys("198.51.100.1", "ann") // her challenge is open when the flood starts
+	ann := l.keys("198.51.100.1", "", "ann") // her challenge is open when the flood starts
 	if !l.open(ann, now) {
 		t.Fatal("open refused")
 	}
 	for i := range floods {
 		ks := make([]loginKey, 0, l.lim.MaxOpenChallenges)
 		for j := range l.lim.MaxOpenChallenges {
-			k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", strconv.Itoa(j))
+			k := l.keys("2001:db8:"+strconv.FormatUint(uint64(i), 16)+"::/64", "", strconv.Itoa(j))
 			if !l.open(k, now) {
 				break // (refused: the table is full)
 			}
@@ -342,7 +342,7 @@ func TestAuthLimiterAuthIDFloodKeepsAddressesTracked(t *testing.T) {
 	}
 	l.settle(ann, true, false, now)
 	l.close(ann)
-	newcomer := l.keys("198.51.100.2", "bob")
+	newcomer := l.keys("198.51.100.2", "", "bob")
 	if !l.open(newcomer, now) {
 		t.Fatalf("a new address's HELLO refused during a flood from %d addresses", floods)
 	}
@@ -373,9 +373,9 @@ func TestAuthLimiterSharedAuthIDRecord(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	nop := &authWait{fire: func(bool) {}}
 	// Two failures elsewhere fill the authids' table.
-	l.settle(l.keys("192.0.2.1", "a"), false, true, now)
-	l.settle(l.keys("192.0.2.1", "b"), false, true, now)
-	joe, ann := l.keys("192.0.2.2", "joe"), l.keys("192.0.2.2", "ann")
+	l.settle(l.keys("192.0.2.1", "", "a"), false, true, now)
+	l.settle(l.keys("192.0.2.1", "", "b"), false, true, now)
+	joe, ann := l.keys("192.0.2.2", "", "joe"), l.keys("192.0.2.2", "", "ann")
 	if v := l.reserve(joe, now, nop); v != granted {
 		t.Fatalf("joe with the authids' table full: %d, want granted", v)
 	}
@@ -400,10 +400,10 @@ func TestAuthLimiterSharedAuthIDRecord(t *testing.T) {
 	if ok, in := fired["joe2"]; !in || ok {
 		t.Fatalf("joe's queued attempt after the shared lockout: %v", fired)
 	}
-	if !l.blocked(joe, later) || !l.blocked(ann, later) || l.blocked(l.keys("192.0.2.1", "a"), later) {
+	if !l.blocked(joe, later) || !l.blocked(ann, later) || l.blocked(l.keys("192.0.2.1", "", "a"), later) {
 		t.Fatal("the shared lockout: joe or ann not blocked, or another address blocked")
 	}
-	a := l.addrs[l.keys("192.0.2.2", "").ak]
+	a := l.addrs[l.keys("192.0.2.2", "", "").ak]
 	if a.checking != 0 || a.shared.checking != 0 {
 		t.Fatalf("places left: address %d, shared %d", a.checking, a.shared.checking)
 	}
@@ -427,7 +427,7 @@ func TestAuthLimiterSprayingDelayed(t *testing.T) {
 	l := testLimiter(t, AuthLimits{})
 	now := time.Unix(1e9, 0)
 	for i := range 40 {
-		d, _ := l.settle(l.keys("192.0.2.60", "u"+strconv.Itoa(i)), false, true, now)
+		d, _ := l.settle(l.keys("192.0.2.60", "", "u"+strconv.Itoa(i)), false, true, now)
 		want := time.Duration(0)
 		if n := i + 1; n > 30 {
 			want = min(time.Duration(n-30)*500*time.Millisecond, maxDelay)
@@ -437,7 +437,7 @@ func TestAuthLimiterSprayingDelayed(t *testing.T) {
 		}
 	}
 	// The address's other logins are not delayed: only failures are.
-	if d, _ := l.settle(l.keys("192.0.2.60", "u0"), false, false, now); d != 0 {
+	if d, _ := l.settle(l.keys("192.0.2.60", "", "u0"), false, false, now); d != 0 {
 		t.Fatalf("a success from the address: delay %v", d)
 	}
 }

@@ -19,7 +19,7 @@ func authLimiterBytesPerSource(t *testing.T, n int) float64 {
 	l.maxAddrs, l.maxIDs = n, n
 	now := time.Unix(1_800_000_000, 0)
 	for i := 0; i < n; i++ {
-		k := l.login("[2001:db8:"+strconv.FormatInt(int64(i>>16), 16)+":"+strconv.FormatInt(int64(i&0xffff), 16)+"::1]:4711", "alice")
+		k := l.login("[2001:db8:"+strconv.FormatInt(int64(i>>16), 16)+":"+strconv.FormatInt(int64(i&0xffff), 16)+"::1]:4711", "", "alice")
 		if v := l.reserve(k, now, &authWait{}); v != granted {
 			t.Fatalf("address %d: verdict %d", i, v)
 		}

@@ -19,7 +19,7 @@ func TestAuthLimiterWindowEdge(t *testing.T) {
 	const block = 10
 	l := testLimiter(t, AuthLimits{BlockAfter: block, AddressBlockAfter: 1000, DelayAfter: 100})
 	t0 := time.Unix(1e9, 0)
-	key := l.keys("192.0.2.70", "joe")
+	key := l.keys("192.0.2.70", "", "joe")
 	fail := func(at time.Time) lockKind {
 		t.Helper()
 		if v := l.reserve(key, at, &authWait{fire: func(bool) {}}); v != granted {
@@ -48,7 +48,7 @@ func TestAuthLimiterWindowEdge(t *testing.T) {
 	}
 
 	// One failure every 7 s, 8.6 a minute: never locked out.
-	slow := l.keys("192.0.2.71", "ann")
+	slow := l.keys("192.0.2.71", "", "ann")
 	for i := range 60 {
 		at := t0.Add(time.Duration(i) * 7 * time.Second)
 		if v := l.reserve(slow, at, &authWait{fire: func(bool) {}}); v != granted {
@@ -63,11 +63,11 @@ func TestAuthLimiterWindowEdge(t *testing.T) {
 	la := testLimiter(t, AuthLimits{BlockAfter: 10, AddressBlockAfter: 20, DelayAfter: 100})
 	addrLocked := false
 	for i := range 19 {
-		la.settle(la.keys("192.0.2.72", "u"+strconv.Itoa(i)), false, true, t0.Add(time.Duration(i)*time.Millisecond))
+		la.settle(la.keys("192.0.2.72", "", "u"+strconv.Itoa(i)), false, true, t0.Add(time.Duration(i)*time.Millisecond))
 	}
 	for i := range 19 {
 		at := t0.Add(61*time.Second + time.Duration(i)*time.Millisecond)
-		if _, lock := la.settle(la.keys("192.0.2.72", "v"+strconv.Itoa(i)), false, true, at); lock == lockAddress {
+		if _, lock := la.settle(la.keys("192.0.2.72", "", "v"+strconv.Itoa(i)), false, true, at); lock == lockAddress {
 			addrLocked = true
 			break
 		}

@@ -575,7 +575,7 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 	// or of "" (the logins naming none, a cryptosign key's): block_after
 	// unknown keys locked out every anonymous client of the address, in
 	// every realm.
-	key := s.r.limiter.login(ss.transport.RemoteAddr, m.Opt.String(proto.KeyAuthID))
+	key := s.r.limiter.login(ss.transport.RemoteAddr, rm.name, m.Opt.String(proto.KeyAuthID))
 	if s.r.limiter.addressBlocked(key, s.r.clock()) {
 		s.authDenied(ss, s.lockedOut(key))
 		return
@@ -692,7 +692,7 @@ const (
 // Reasons for refusing an authentication unchecked.
 var (
 	errLockedOut   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications from this address; try again later"}
-	errIDLockedOut = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications as this authid from this address; try again later"}
+	errIDLockedOut = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many failed authentications as this authid in this realm from this address; try again later"}
 	errTooManyOpen = &AuthError{URI: proto.URIAuthenticationDenied, Message: "too many authentications in progress from this address; try again later"}
 	errUntracked   = &AuthError{URI: proto.URIAuthenticationDenied, Message: "the router is refusing authentications from new addresses while too many fail; try again later"}
 	// errAuthBusy: the worker pool's queue is full (workers.submit). Not
@@ -990,11 +990,11 @@ func (s *Shard) settleAuth(key loginKey, method string, reserved bool, res *auth
 	}
 	switch lim := s.r.limiter.lim; lock {
 	case lockAuthID:
-		s.r.log.Warn("refusing an authid's authentications from an address for a while (the address's other authids are not refused)",
-			suppressedAttr([]any{"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout}, suppressed)...)
+		s.r.log.Warn("refusing an authid's authentications from an address for a while, in one realm (the address's other authids, and this one in other realms, are not refused)",
+			suppressedAttr([]any{"address", key.addr, "realm", key.realm, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout}, suppressed)...)
 	case lockAuthIDs:
 		s.r.log.Warn("refusing the authentications of an address's authids for a while (the limiter's table of authids is full: those without a record of their own share one count)",
-			suppressedAttr([]any{"address", key.addr, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout}, suppressed)...)
+			suppressedAttr([]any{"address", key.addr, "realm", key.realm, "authid", key.authid, "failures", lim.BlockAfter, "for", lim.Lockout}, suppressed)...)
 	case lockAddress:
 		s.r.log.Warn("refusing authentications from an address for a while (failures of many authids)",
 			suppressedAttr([]any{"address", key.addr, "failures", lim.AddressBlockAfter, "for", lim.Lockout}, suppressed)...)

@@ -1,0 +1,125 @@
+package route_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/client"
+	"github.com/edgewamp/edgewamp/loop"
+	"github.com/edgewamp/edgewamp/proto"
+	"github.com/edgewamp/edgewamp/route"
+)
+
+// loginRouter starts a router of cfg on a real RawSocket listener on
+// 127.0.0.1 and returns a login to it with the repo's client (JSON),
+// answering any challenge with pw: the login's ABORT reason, or "" for a
+// WELCOME (the session then closed).
+func loginRouter(t *testing.T, cfg route.Config) func(c client.Config, pw string) string {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
+	r, err := route.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, PingInterval: -1, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	})
+	url := "rs://" + e.Addrs()[0].String()
+	return func(c client.Config, pw string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.URL, c.Serializer = url, proto.JSON
+		c.OnChallenge = func(string, map[string]any) (string, map[string]any, error) { return pw, nil, nil }
+		s, err := client.Dial(ctx, c)
+		if err == nil {
+			s.Close()
+			return ""
+		}
+		var we *client.Error
+		if !errors.As(err, &we) {
+			t.Fatalf("join: %v, want an ABORT or a WELCOME", err)
+		}
+		return we.URI
+	}
+}
+
+// ticketUsers returns users alice (password pw-alice, role user) and bob
+// (pw-bob, role user).
+func ticketUsers(t *testing.T) *route.Users {
+	t.Helper()
+	var us []*route.User
+	for _, u := range []string{"alice", "bob"} {
+		pw, err := route.HashPassword("pw-"+u, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, &route.User{AuthID: u, Roles: []string{"user"}, Password: pw})
+	}
+	users, err := route.NewUsers(us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return users
+}
+
+// An authid's failures lock it out of the realm they were in, at that
+// address: a user of two realms (a staging realm and a production one, or
+// one per tenant) whose old password fails in one still logs in to the
+// other. The address's own bound counts every realm's failures. Before,
+// the authid's record was the address's whatever the realm: three wrong
+// passwords as alice in realm "a" got her right password refused
+// authentication_denied in realm "b".
+func TestAuthIDLockoutIsPerRealm(t *testing.T) {
+	users := ticketUsers(t)
+	dial := loginRouter(t, route.Config{
+		Realms: []route.RealmConfig{
+			{Name: "a", Users: users, Authenticators: []route.Authenticator{&route.TicketAuth{Users: users}}},
+			{Name: "b", Users: users, Authenticators: []route.Authenticator{&route.TicketAuth{Users: users}}},
+		},
+		// Failures answered at once; an authid locked out after 3, the
+		// address after 5.
+		AuthLimits: route.AuthLimits{DelayAfter: 100, BlockAfter: 3, AddressBlockAfter: 5},
+	})
+	alice := func(realm string) client.Config {
+		return client.Config{Realm: realm, AuthID: "alice", AuthMethods: []string{"ticket"}}
+	}
+	for i := range 3 {
+		if got := dial(alice("a"), "old"); got != proto.URIAuthenticationFailed {
+			t.Fatalf("alice's wrong password %d in realm a: %q, want %s", i+1, got, proto.URIAuthenticationFailed)
+		}
+	}
+	if got := dial(alice("a"), "pw-alice"); got != proto.URIAuthenticationDenied {
+		t.Fatalf("alice in realm a after 3 failures: %q, want %s", got, proto.URIAuthenticationDenied)
+	}
+	if got := dial(alice("b"), "pw-alice"); got != "" {
+		t.Fatalf("alice's right password in realm b, locked out of a only: ABORT %s, want WELCOME", got)
+	}
+	// Her failures in b are counted in b: the fourth and fifth failures
+	// of the address (whatever the realm) lock the whole address out.
+	for i := range 2 {
+		if got := dial(alice("b"), "old"); got != proto.URIAuthenticationFailed {
+			t.Fatalf("alice's wrong password %d in realm b: %q, want %s", i+1, got, proto.URIAuthenticationFailed)
+		}
+	}
+	bob := client.Config{Realm: "b", AuthID: "bob", AuthMethods: []string{"ticket"}}
+	if got := dial(bob, "pw-bob"); got != proto.URIAuthenticationDenied {
+		t.Fatalf("bob after the address's 5 failures in two realms: %q, want %s", got, proto.URIAuthenticationDenied)
+	}
+}
