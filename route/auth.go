@@ -81,6 +81,9 @@ type Authenticator interface {
 	// error aborts the session (use *AuthError to choose the URI).
 	Challenge(req *AuthRequest) (extra map[string]any, state any, id *Identity, err error)
 	// Authenticate checks the client's AUTHENTICATE signature and extra.
+	// An *AuthError with URI wamp.error.no_such_role says the signature
+	// was right and the role refused: it is not counted as a failed
+	// authentication (return it only after the secret is checked).
 	Authenticate(req *AuthRequest, state any, signature string, extra map[string]any) (*Identity, error)
 }
 

@@ -123,3 +123,37 @@ func TestAuthIDLockoutIsPerRealm(t *testing.T) {
 		t.Fatalf("bob after the address's 5 failures in two realms: %q, want %s", got, proto.URIAuthenticationDenied)
 	}
 }
+
+// A client configured with a role its user may not take is refused
+// wamp.error.no_such_role each time, its secret having been checked right:
+// no guess, so not counted as a failure, and the user's logins with the
+// right role are not locked out by it. Before, each such refusal counted:
+// at block_after 3 the fourth got authentication_denied, and so did the
+// user's own login with its right role, for the lockout.
+func TestWrongRoleIsNotAGuess(t *testing.T) {
+	users := ticketUsers(t)
+	dial := loginRouter(t, route.Config{
+		Realms: []route.RealmConfig{
+			{Name: "a", Users: users, Authenticators: []route.Authenticator{&route.TicketAuth{Users: users}}},
+		},
+		AuthLimits: route.AuthLimits{DelayAfter: 100, BlockAfter: 3, AddressBlockAfter: 3},
+	})
+	admin := client.Config{Realm: "a", AuthID: "alice", AuthRole: "admin", AuthMethods: []string{"ticket"}}
+	for i := range 6 {
+		if got := dial(admin, "pw-alice"); got != proto.URINoSuchRole {
+			t.Fatalf("alice's right password asking for role admin, %d: %q, want %s", i+1, got, proto.URINoSuchRole)
+		}
+	}
+	if got := dial(client.Config{Realm: "a", AuthID: "alice", AuthMethods: []string{"ticket"}}, "pw-alice"); got != "" {
+		t.Fatalf("alice with her own role after six no_such_role refusals: ABORT %s, want WELCOME", got)
+	}
+	// A wrong password asking for the role is a guess, as before.
+	for i := range 3 {
+		if got := dial(admin, "guess"); got != proto.URIAuthenticationFailed {
+			t.Fatalf("a wrong password asking for role admin, %d: %q, want %s", i+1, got, proto.URIAuthenticationFailed)
+		}
+	}
+	if got := dial(admin, "pw-alice"); got != proto.URIAuthenticationDenied {
+		t.Fatalf("after three wrong passwords: %q, want %s", got, proto.URIAuthenticationDenied)
+	}
+}

@@ -972,8 +972,15 @@ func (r *Router) logAuthBusy() {
 // has gone away meanwhile.
 func (s *Shard) settleAuth(key loginKey, method string, reserved bool, res *authResult) {
 	failed := res.err != nil || (!res.challenge && res.id == nil)
-	if ae, ok := res.err.(*AuthError); ok && (ae.Temporary || ae.Stale) {
-		failed = false // nothing was checked, or a genuine credential: not a guess
+	// Nothing was checked, or a genuine credential: not a guess. A role
+	// refused (no_such_role) is told only once the secret is proved right
+	// (this package's authenticators, and the access tokens' verifier):
+	// before, each counted, and a client configured with a role its user
+	// lacks locked its authid out after block_after reconnections, the
+	// user's logins with the right role too. Each is still an ABORT and a
+	// log line, within the places reserve gives an authid.
+	if ae, ok := res.err.(*AuthError); ok && (ae.Temporary || ae.Stale || ae.URI == proto.URINoSuchRole) {
+		failed = false
 	}
 	var lock lockKind
 	res.delay, lock = s.r.limiter.settle(key, reserved, failed, s.r.clock())

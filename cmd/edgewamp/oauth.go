@@ -616,7 +616,8 @@ var errIssuerNotReady = &route.AuthError{URI: proto.URIAuthenticationFailed, Tem
 // or principal no longer configured or no longer holding the role: a
 // reload withdrew its grant) is wamp.error.authentication_denied; a role the token lacks is
 // wamp.error.no_such_role. The expired, revoked and withdrawn ones are
-// not counted as failed authentications (route.AuthError.Stale): no guess.
+// not counted as failed authentications (route.AuthError.Stale): no guess;
+// nor is no_such_role (route counts none: the token was verified).
 //
 // The identity carries the token as the session's credential: the
 // session ends when the token or its login is revoked (oauth's OnRevoke,
