@@ -16,9 +16,9 @@ import (
 
 // loginRouter starts a router of cfg on a real RawSocket listener on
 // 127.0.0.1 and returns a login to it with the repo's client (JSON),
-// answering any challenge with pw: the login's ABORT reason, or "" for a
-// WELCOME (the session then closed).
-func loginRouter(t *testing.T, cfg route.Config) func(c client.Config, pw string) string {
+// answering any challenge with pw: the login's ABORT reason, or "" and
+// the WELCOME's details (the session then closed).
+func loginRouter(t *testing.T, cfg route.Config) func(c client.Config, pw string) (string, map[string]any) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if cfg.Logger == nil {
@@ -41,7 +41,7 @@ func loginRouter(t *testing.T, cfg route.Config) func(c client.Config, pw string
 		e.Shutdown(ctx)
 	})
 	url := "rs://" + e.Addrs()[0].String()
-	return func(c client.Config, pw string) string {
+	return func(c client.Config, pw string) (string, map[string]any) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -49,14 +49,15 @@ func loginRouter(t *testing.T, cfg route.Config) func(c client.Config, pw string
 		c.OnChallenge = func(string, map[string]any) (string, map[string]any, error) { return pw, nil, nil }
 		s, err := client.Dial(ctx, c)
 		if err == nil {
+			d := s.Details()
 			s.Close()
-			return ""
+			return "", d
 		}
 		var we *client.Error
 		if !errors.As(err, &we) {
 			t.Fatalf("join: %v, want an ABORT or a WELCOME", err)
 		}
-		return we.URI
+		return we.URI, nil
 	}
 }
 
@@ -101,25 +102,25 @@ func TestAuthIDLockoutIsPerRealm(t *testing.T) {
 		return client.Config{Realm: realm, AuthID: "alice", AuthMethods: []string{"ticket"}}
 	}
 	for i := range 3 {
-		if got := dial(alice("a"), "old"); got != proto.URIAuthenticationFailed {
+		if got, _ := dial(alice("a"), "old"); got != proto.URIAuthenticationFailed {
 			t.Fatalf("alice's wrong password %d in realm a: %q, want %s", i+1, got, proto.URIAuthenticationFailed)
 		}
 	}
-	if got := dial(alice("a"), "pw-alice"); got != proto.URIAuthenticationDenied {
+	if got, _ := dial(alice("a"), "pw-alice"); got != proto.URIAuthenticationDenied {
 		t.Fatalf("alice in realm a after 3 failures: %q, want %s", got, proto.URIAuthenticationDenied)
 	}
-	if got := dial(alice("b"), "pw-alice"); got != "" {
+	if got, _ := dial(alice("b"), "pw-alice"); got != "" {
 		t.Fatalf("alice's right password in realm b, locked out of a only: ABORT %s, want WELCOME", got)
 	}
 	// Her failures in b are counted in b: the fourth and fifth failures
 	// of the address (whatever the realm) lock the whole address out.
 	for i := range 2 {
-		if got := dial(alice("b"), "old"); got != proto.URIAuthenticationFailed {
+		if got, _ := dial(alice("b"), "old"); got != proto.URIAuthenticationFailed {
 			t.Fatalf("alice's wrong password %d in realm b: %q, want %s", i+1, got, proto.URIAuthenticationFailed)
 		}
 	}
 	bob := client.Config{Realm: "b", AuthID: "bob", AuthMethods: []string{"ticket"}}
-	if got := dial(bob, "pw-bob"); got != proto.URIAuthenticationDenied {
+	if got, _ := dial(bob, "pw-bob"); got != proto.URIAuthenticationDenied {
 		t.Fatalf("bob after the address's 5 failures in two realms: %q, want %s", got, proto.URIAuthenticationDenied)
 	}
 }
@@ -140,20 +141,61 @@ func TestWrongRoleIsNotAGuess(t *testing.T) {
 	})
 	admin := client.Config{Realm: "a", AuthID: "alice", AuthRole: "admin", AuthMethods: []string{"ticket"}}
 	for i := range 6 {
-		if got := dial(admin, "pw-alice"); got != proto.URINoSuchRole {
+		if got, _ := dial(admin, "pw-alice"); got != proto.URINoSuchRole {
 			t.Fatalf("alice's right password asking for role admin, %d: %q, want %s", i+1, got, proto.URINoSuchRole)
 		}
 	}
-	if got := dial(client.Config{Realm: "a", AuthID: "alice", AuthMethods: []string{"ticket"}}, "pw-alice"); got != "" {
+	if got, _ := dial(client.Config{Realm: "a", AuthID: "alice", AuthMethods: []string{"ticket"}}, "pw-alice"); got != "" {
 		t.Fatalf("alice with her own role after six no_such_role refusals: ABORT %s, want WELCOME", got)
 	}
 	// A wrong password asking for the role is a guess, as before.
 	for i := range 3 {
-		if got := dial(admin, "guess"); got != proto.URIAuthenticationFailed {
+		if got, _ := dial(admin, "guess"); got != proto.URIAuthenticationFailed {
 			t.Fatalf("a wrong password asking for role admin, %d: %q, want %s", i+1, got, proto.URIAuthenticationFailed)
 		}
 	}
-	if got := dial(admin, "pw-alice"); got != proto.URIAuthenticationDenied {
+	if got, _ := dial(admin, "pw-alice"); got != proto.URIAuthenticationDenied {
 		t.Fatalf("after three wrong passwords: %q, want %s", got, proto.URIAuthenticationDenied)
+	}
+}
+
+// An authid locked out at an address is refused the methods that would
+// check its secret; a HELLO that offers anonymous too, on a realm that
+// allows it, is welcomed anonymously (the router picks among the offered
+// methods, in the client's order; an anonymous session is named by the
+// router, not the HELLO, so it passes for no one), as a HELLO offering
+// anonymous alone already was. With no other method to take, the ABORT
+// is the lockout's, not no_matching_auth_method. Before, a HELLO offering
+// [ticket, anonymous] and naming alice, locked out, was refused
+// authentication_denied: a device configured for both (Autobahn sends
+// the configured authid whatever the method) lost the access anyone has.
+func TestLockedOutAuthIDFallsBackToAnonymous(t *testing.T) {
+	users := ticketUsers(t)
+	dial := loginRouter(t, route.Config{
+		Realms: []route.RealmConfig{
+			{Name: "a", Users: users, Anonymous: true, AnonymousRole: "guest",
+				Authenticators: []route.Authenticator{&route.TicketAuth{Users: users}, &route.CRAAuth{Users: users}}},
+		},
+		AuthLimits: route.AuthLimits{DelayAfter: 100, BlockAfter: 3},
+	})
+	alice := func(methods ...string) client.Config {
+		return client.Config{Realm: "a", AuthID: "alice", AuthMethods: methods}
+	}
+	for i := range 3 {
+		if got, _ := dial(alice("ticket"), "old"); got != proto.URIAuthenticationFailed {
+			t.Fatalf("alice's wrong password %d: %q, want %s", i+1, got, proto.URIAuthenticationFailed)
+		}
+	}
+	got, d := dial(alice("ticket", "anonymous"), "pw-alice")
+	if got != "" {
+		t.Fatalf("HELLO [ticket, anonymous] as alice, locked out, on a realm open to anonymous: ABORT %s, want an anonymous WELCOME", got)
+	}
+	if d["authmethod"] != "anonymous" || d["authrole"] != "guest" || d["authid"] == "alice" {
+		t.Fatalf("welcomed as %v role %v by %v, want an anonymous guest", d["authid"], d["authrole"], d["authmethod"])
+	}
+	for _, methods := range [][]string{{"ticket"}, {"ticket", "wampcra"}, {"wampcra", "ticket"}} {
+		if got, _ := dial(alice(methods...), "pw-alice"); got != proto.URIAuthenticationDenied {
+			t.Fatalf("HELLO %v as alice, locked out: %q, want %s", methods, got, proto.URIAuthenticationDenied)
+		}
 	}
 }

@@ -629,11 +629,22 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 }
 
 // nextAuthMethod starts the first of the client's remaining authmethods
-// that the realm offers.
+// that the realm offers and the brute-force limiter lets start.
+//
+// A method the limiter refuses (its authid locked out at the address, or
+// too many challenges in progress there) is passed over for the next one
+// the client offered (the WAMP spec has the router pick among the
+// offered methods), and a HELLO offering [ticket, anonymous] on a realm open to anonymous
+// clients is welcomed anonymously, as one offering anonymous alone is (the
+// router names the session: it passes for no one). With none left, the
+// ABORT is the limiter's refusal. Before, the first refusal ended the
+// login: a device configured for both methods, its authid locked out,
+// lost even the access anyone has.
 func (s *Shard) nextAuthMethod(ss *Session) {
 	js := ss.join
 	rm := js.realm
-	panicked := false // an Authenticator's Method panicked (authMethod)
+	panicked := false      // an Authenticator's Method panicked (authMethod)
+	var refused *AuthError // the limiter's refusal of a method passed over
 	for len(js.methods) > 0 {
 		method := js.methods[0]
 		js.methods = js.methods[1:]
@@ -654,9 +665,16 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 				continue
 			}
 			js.auth, js.method = a, m
-			s.startChallenge(ss, js)
-			return
+			if refused = s.startChallenge(ss, js); refused == nil {
+				return
+			}
+			js.auth, js.method = nil, ""
+			break
 		}
+	}
+	if refused != nil {
+		s.authDenied(ss, refused)
+		return
 	}
 	if panicked {
 		s.abort(ss, errAuthPanicked.URI, errAuthPanicked.Message)
@@ -716,8 +734,10 @@ func (s *Shard) authDenied(ss *Session, why *AuthError) {
 	s.abort(ss, why.URI, why.Message)
 }
 
-// startChallenge runs Authenticator.Challenge on the worker pool.
-func (s *Shard) startChallenge(ss *Session, js *joinState) {
+// startChallenge runs Authenticator.Challenge on the worker pool. It
+// returns why the brute-force limiter refuses to start it (the session
+// left as it was), or nil.
+func (s *Shard) startChallenge(ss *Session, js *joinState) *AuthError {
 	if !s.r.limiter.open(js.key, s.r.clock()) {
 		why := errTooManyOpen
 		switch now := s.r.clock(); {
@@ -726,8 +746,7 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 		case !s.r.limiter.tracked(js.key):
 			why = errUntracked
 		}
-		s.authDenied(ss, why)
-		return
+		return why
 	}
 	js.opened = true
 	ss.state = stAuthPending
@@ -743,6 +762,7 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) {
 	if !ok {
 		s.authBusy(ss)
 	}
+	return nil
 }
 
 // authQueue returns the key a login's work queues under in the worker
