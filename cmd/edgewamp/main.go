@@ -275,6 +275,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.prefixWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
+	for _, w := range cfg.anonymousMethodWarnings() {
+		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
+	}
 	for _, w := range cfg.decoyKeyWarnings() {
 		fmt.Fprintf(stderr, "edgewamp: %s: warning: %s\n", path, w)
 	}
@@ -434,6 +437,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn(w)
 	}
 	for _, w := range cfg.prefixWarnings() {
+		log.Warn(w)
+	}
+	for _, w := range cfg.anonymousMethodWarnings() {
 		log.Warn(w)
 	}
 	for _, w := range cfg.decoyKeyWarnings() { // data_dir and mesh: apply at a restart only

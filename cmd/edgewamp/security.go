@@ -234,6 +234,25 @@ func (r *realmConfig) takesAnonymous() bool {
 	return r.anonymous()
 }
 
+// anonymousMethodWarnings says, one line per realm, where `anonymous:
+// true` stands beside an authmethods list that leaves anonymous out: the
+// list restricts the realm's methods (build, takesAnonymous), so the realm
+// refuses the anonymous clients the file says it takes. Before, nothing
+// said so. A warning, not a refusal as its mirror (anonymous listed with
+// `anonymous: false`, which would open a realm the file closes) is: this
+// one fails closed, and a file that ran before still starts. nil when
+// there is none. check-config and run say them.
+func (c *config) anonymousMethodWarnings() []string {
+	var out []string
+	for i := range c.Realms {
+		r := &c.Realms[i]
+		if len(r.AuthMethods) > 0 && r.Anonymous != nil && *r.Anonymous && !slices.Contains(r.AuthMethods, "anonymous") {
+			out = append(out, fmt.Sprintf("realms[%d].anonymous is true, but realms[%d].authmethods does not list anonymous (realm %q): the list restricts the realm's methods, so anonymous clients are refused (no_matching_auth_method); add anonymous to authmethods, or remove anonymous: true", i, i, r.Name))
+		}
+	}
+	return out
+}
+
 func (r *realmConfig) anonymousRole() string {
 	if r.AnonymousRole != "" {
 		return r.AnonymousRole
