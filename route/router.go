@@ -46,6 +46,16 @@ type Config struct {
 	// AuthQueue bounds pending authentication jobs; past it, new HELLOs are
 	// refused. Default 4096.
 	AuthQueue int
+	// MaxLoginBytes bounds the bytes all logins in progress hold across
+	// the router (HELLO's authid, authrole, authmethods and authextra,
+	// AUTHENTICATE's signature and extra, kept until the login ends: up to
+	// ~11 KiB a login, ~35 KiB with its AUTHENTICATE, and 1,024 logins an
+	// address). Past it a HELLO that would start a challenge-response
+	// login passes to the client's next method (anonymous, when offered
+	// and the realm allows it), else gets ABORT
+	// wamp.error.authentication_failed ("router busy"), and an
+	// AUTHENTICATE that would hold more gets the same. Default 64 MiB.
+	MaxLoginBytes int64
 	// MaxPendingCalls, MaxRegistrations and MaxSubscriptions bound what
 	// one session may hold (calls in flight as a caller, registrations,
 	// subscriptions), so that no session grows router memory without
@@ -273,6 +283,11 @@ type Router struct {
 	// walkOwners holds each client's share of walk budget, which its
 	// sessions draw on besides their own (walkbudget.go).
 	walkOwners walkOwners
+	// loginBytes is what the logins in progress hold (joinState.held),
+	// within Config.MaxLoginBytes. Shards add and release.
+	loginBytes atomic.Int64
+	// loginsLogged is when logLoginBytes last logged (Config.Now, ns).
+	loginsLogged atomic.Int64
 	// busyLogged is when logAuthBusy last logged (Config.Now, ns; 0:
 	// never).
 	busyLogged atomic.Int64
@@ -344,6 +359,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.AuthWorkers <= 0 {
 		cfg.AuthWorkers = 4
+	}
+	if cfg.MaxLoginBytes <= 0 {
+		cfg.MaxLoginBytes = DefaultMaxLoginBytes
 	}
 	if cfg.AuthQueue <= 0 {
 		cfg.AuthQueue = 4096

@@ -206,6 +206,10 @@ type joinState struct {
 	failURI string   // a failure whose ABORT is being delayed
 	failMsg string
 
+	// held is what this login holds in the router's Config.MaxLoginBytes
+	// (holdLogin), given back by endJoin.
+	held int64
+
 	// The brute-force limiter's view (see authLimiter).
 	key    loginKey  // limiter keys of the remote address and the authid (zero: not limited)
 	opened bool      // counted as an open challenge-response authentication
@@ -672,6 +676,10 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 			break
 		}
 	}
+	if refused == errLoginsFull {
+		s.loginsFull(ss)
+		return
+	}
 	if refused != nil {
 		s.authDenied(ss, refused)
 		return
@@ -748,6 +756,10 @@ func (s *Shard) startChallenge(ss *Session, js *joinState) *AuthError {
 		}
 		return why
 	}
+	if !s.holdLogin(js, loginCost(js)) {
+		s.r.limiter.close(js.key)
+		return errLoginsFull
+	}
 	js.opened = true
 	ss.state = stAuthPending
 	req := js.req
@@ -788,6 +800,14 @@ func (s *Shard) authenticate(ss *Session, m *proto.Message) {
 		return
 	}
 	js := ss.join
+	// A further round's AUTHENTICATE replaces the last one's copies.
+	if n := int64(len(m.URI)+len(m.Dict.B)) - int64(len(js.sig)+len(js.extra.B)); n > 0 && !s.holdLogin(js, n) {
+		s.loginsFull(ss)
+		return
+	} else if n < 0 {
+		s.r.loginBytes.Add(n)
+		js.held += n
+	}
 	ss.state = stAuthPending
 	js.sig = string(m.URI)
 	js.extra = m.Dict.Clone()
@@ -842,6 +862,53 @@ func (s *Shard) checkSignature(ss *Session, js *joinState) {
 		s.r.limiter.settle(key, true, false, s.r.clock())
 		s.authBusy(ss)
 	}
+}
+
+// DefaultMaxLoginBytes is Config.MaxLoginBytes's default.
+const DefaultMaxLoginBytes = 64 << 20
+
+// loginOverhead is what a login in progress holds besides the bytes the
+// client sent for it (its joinState and AuthRequest, the strings'
+// headers): an estimate.
+const loginOverhead = 512
+
+// loginCost returns what js holds once its challenge starts: HELLO's
+// authid, authrole, authmethods and authextra, and loginOverhead.
+func loginCost(js *joinState) int64 {
+	n := loginOverhead + len(js.req.AuthID) + len(js.req.AuthRole) + len(js.authExtra.B)
+	for _, m := range js.methods {
+		n += len(m) + 16
+	}
+	return int64(n)
+}
+
+// holdLogin charges n more bytes to js in the router's MaxLoginBytes. It
+// returns false, charging nothing, when they do not fit. Before, the
+// logins in progress had no total bound: up to ~11 KiB each (~35 KiB with
+// AUTHENTICATE's), 1,024 an address, ~200 MB over the 19,870 connections a
+// default node takes.
+func (s *Shard) holdLogin(js *joinState, n int64) bool {
+	if s.r.loginBytes.Add(n) > s.r.cfg.MaxLoginBytes {
+		s.r.loginBytes.Add(-n)
+		return false
+	}
+	js.held += n
+	return true
+}
+
+// errLoginsFull: the logins in progress hold Config.MaxLoginBytes. Not a
+// guess: counted in Stats.AuthBusy, not as a failure.
+var errLoginsFull = &AuthError{URI: proto.URIAuthenticationFailed, Message: "router busy: the logins in progress hold too much memory; try again later", Temporary: true}
+
+// loginsFull aborts a login that MaxLoginBytes has no room for.
+func (s *Shard) loginsFull(ss *Session) {
+	s.stats.AuthBusy.Add(1)
+	now := s.r.now()
+	if last := s.r.loginsLogged.Load(); (last == 0 || now-last >= int64(10*time.Second)) && s.r.loginsLogged.CompareAndSwap(last, now) {
+		s.r.log.Warn("refusing logins: the logins in progress hold the router's bound of their copies (limits.login_bytes: HELLO details, AUTHENTICATE signatures); logged at most once per 10 s, counted in edgewamp_auth_busy_total",
+			"bound_bytes", s.r.cfg.MaxLoginBytes)
+	}
+	s.abort(ss, errLoginsFull.URI, errLoginsFull.Message)
 }
 
 // authBusy aborts a login the worker pool had no room for (errAuthBusy),
@@ -1327,6 +1394,9 @@ func (ss *Session) endJoin() {
 	}
 	if js.opened {
 		l.close(js.key)
+	}
+	if js.held != 0 {
+		ss.shard.r.loginBytes.Add(-js.held)
 	}
 }
 

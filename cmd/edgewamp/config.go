@@ -159,6 +159,10 @@ type limitsConfig struct {
 	// All sessions' testaments (route.Config.MaxTestamentBytes); 0: 64 MiB.
 	TestamentBytes size `yaml:"testament_bytes"`
 
+	// What all logins in progress hold (route.Config.MaxLoginBytes); 0:
+	// 64 MiB.
+	LoginBytes size `yaml:"login_bytes"`
+
 	// All sessions' subscriptions (route.Config.MaxSubscriptionBytes); 0:
 	// 1 GiB.
 	SubscriptionBytes size `yaml:"subscription_bytes"`
@@ -1648,6 +1652,10 @@ func (c *config) validate() error {
 	}
 	// A client's quarter must hold one testament of the largest meta
 	// call's arguments.
+	if lb := c.Limits.LoginBytes; lb != 0 && lb < minLoginBytes {
+		c.errAt(&errs, fmt.Sprintf("limits.login_bytes %s is below %s (the logins of a fleet reconnecting at once must fit: one may hold ~35 KiB)",
+			formatSize(int64(lb)), formatSize(minLoginBytes)), "limits", "login_bytes")
+	}
 	if tb := c.Limits.TestamentBytes; tb != 0 && tb < minTestamentBytes {
 		c.errAt(&errs, fmt.Sprintf("limits.testament_bytes %s is below %s (a client address's or authid's quarter must hold a testament of 64 KiB)",
 			formatSize(int64(tb)), formatSize(minTestamentBytes)), "limits", "testament_bytes")
@@ -1803,6 +1811,9 @@ const defaultRetainedBytes = 64 << 20
 
 // minTestamentBytes is the least limits.testament_bytes.
 const minTestamentBytes = 1 << 20
+
+// minLoginBytes is the least limits.login_bytes.
+const minLoginBytes = 1 << 20
 
 // minMemoryTotal is the least limits.max_inbound_total and
 // max_outbound_total (0 is their default).
@@ -1993,6 +2004,7 @@ func (c *config) routeConfig(log *slog.Logger, o *oauthServer) (route.Config, er
 		MaxRetainedPerPublisher:      c.Limits.RetainedEventsPerPublisher,
 		MaxRetainedBytesPerPublisher: int64(c.Limits.RetainedBytesPerPublisher),
 		MaxTestamentBytes:            int64(c.Limits.TestamentBytes),
+		MaxLoginBytes:                int64(c.Limits.LoginBytes),
 		MaxSubscriptionBytes:         int64(c.Limits.SubscriptionBytes),
 		MaxRegistrationBytes:         int64(c.Limits.RegistrationBytes),
 		MaxCallsTotal:                int64(c.Limits.CallsInFlightTotal),
