@@ -140,6 +140,9 @@ type outCall struct {
 	canceling bool  // CANCEL (kill) sent on, waiting for the callee
 	killDue   bool  // due is the end of that wait (boundKillWait), not the call's timeout
 	disclose  bool  // the caller is disclosed: frozen for every chunk of a progressive invocation
+	// discloseMe: the CALL asked disclose_me (a call to a callee of this
+	// node), for a reroute record made after the call (rerouteReplaced).
+	discloseMe bool
 	// node is the callee's node when the call went to another node of the
 	// mesh (callee is then nil); chunked is set once a further chunk was
 	// sent there, and bounces counts the nodes that sent it back.
@@ -747,7 +750,9 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if progress {
 		t.flags |= tfProgress
 	}
-	if m.Opt.Bool(proto.KeyDiscloseMe, false) || ce.discloseCaller || ss.grants(ActionDiscloseCaller, m.URI) {
+	discloseMe := m.Opt.Bool(proto.KeyDiscloseMe, false)
+	oc.discloseMe = discloseMe
+	if discloseMe || ce.discloseCaller || ss.grants(ActionDiscloseCaller, m.URI) {
 		t.flags |= tfDisclose
 		oc.disclose = true
 	}
@@ -761,7 +766,7 @@ func (s *Shard) call(ss *Session, m *proto.Message) {
 	if rerouteable(reg) {
 		// For another shard t.c is an own copy already, shared with the
 		// task (read only); else it aliases m.
-		if oc.rr = s.newReroute(ss, reg, m, t.c, cs.shard != s || queued, m.Opt.Bool(proto.KeyDiscloseMe, false) || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
+		if oc.rr = s.newReroute(ss, reg, m, t.c, cs.shard != s || queued, discloseMe || ss.grants(ActionDiscloseCaller, m.URI), 0, cs.id); oc.rr != nil {
 			t.c = &oc.rr.c
 		}
 	}

@@ -399,8 +399,11 @@ func (s *Shard) calleeUnavailable(ss *Session, req uint64, oc *outCall, t *task)
 // caller got wamp.error.no_available_callee though the new callee held
 // the procedure. The payload is taken out of t, whose error may reach
 // the caller. Within maxRerouteHeld and the caller's share, as
-// newReroute; the disclosure the call's callee had (oc.disclose) goes
-// with it. Cold path.
+// newReroute, whose disclosure it takes: the caller's (disclose_me, its
+// role's grant), to which each callee's disclose_caller adds. Before, it
+// kept the first callee's (oc.disclose), and a callee that did not ask
+// disclose_caller was told the identity of a caller that did not ask
+// either when the callee it replaced had asked. Cold path.
 func (s *Shard) rerouteReplaced(ss *Session, oc *outCall, t *task) {
 	c := *t.c
 	*t.c = carry{uri: c.uri, msg: c.msg}
@@ -418,7 +421,7 @@ func (s *Shard) rerouteReplaced(ss *Session, oc *outCall, t *task) {
 	s.rerouteHeld += cost
 	ss.rerouteHeld += cost
 	rr := new(reroute)
-	rr.disclose, rr.cost, rr.by = oc.disclose, cost, ss
+	rr.disclose, rr.cost, rr.by = oc.discloseMe || ss.grants(ActionDiscloseCaller, []byte(proc)), cost, ss
 	c.uri, c.msg, c.queued = "", "", 0
 	rr.c = c
 	rr.proc = proc
