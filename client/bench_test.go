@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"testing"
 
 	"github.com/edgewamp/edgewamp/proto"
@@ -26,5 +27,36 @@ func BenchmarkDecodePayload(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkClientCallee runs a Client callee's invocation path end to end,
+// through a router on 127.0.0.1: a Session calls, one call at a time, a
+// procedure the Client registered. Each invocation runs its Handler on a
+// goroutine of its own; what that costs, and allocates, is counted here
+// with the router's and the caller's share.
+func BenchmarkClientCallee(b *testing.B) {
+	url := startRouter(b)
+	ctx := context.Background()
+	cl, err := Connect(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack}, ReconnectConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Register(ctx, "com.bench", func(context.Context, *Invocation) (*Result, error) {
+		return &Result{}, nil
+	}, nil); err != nil {
+		b.Fatal(err)
+	}
+	caller, err := Dial(ctx, Config{URL: url, Realm: "realm1", Serializer: proto.MsgPack})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer caller.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := caller.Call(ctx, "com.bench", nil, nil, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -512,7 +512,7 @@ func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, si
 		s.mu.Lock()
 		s.handlers--
 		s.handlerBytes -= size
-		if s.handlers == 0 && s.idle != nil {
+		if s.handlers == s.inClose && s.idle != nil {
 			close(s.idle) // Close waits for it (awaitHandlers)
 			s.idle = nil
 		}
@@ -521,6 +521,26 @@ func (s *Session) runHandler(ctx context.Context, h Handler, inv *Invocation, si
 	defer release()
 	res, err := s.callHandler(ctx, h, inv)
 	s.answer(ctx, inv.st, res, err, ErrInvocationDone)
+}
+
+// handlerCloses is called by Client.Close from one of s's Handlers before
+// it waits for s's end: s's Close no longer waits for that Handler before
+// its GOODBYE (awaitHandlers), as the Handler returns only after the end
+// (the GOODBYE was held closeHandlerWait). Calling done undoes it, once
+// the wait is over. Safe for concurrent use.
+func (s *Session) handlerCloses() (done func()) {
+	s.mu.Lock()
+	s.inClose++
+	if s.handlers <= s.inClose && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.inClose--
+		s.mu.Unlock()
+	}
 }
 
 // callHandler runs h, recovering a panic: it is logged here, with its

@@ -11,6 +11,7 @@ import (
 // when the event queue is full (see the package documentation).
 func (s *Session) readLoop() {
 	defer s.wg.Done()
+	s.reader.Store(goid()) // before any Handler starts (Client.Close)
 	// A dictionary key "__proto__" (refused by proto: JavaScript peers
 	// cannot take it) is taken, so that a message a third-party router
 	// passed on holding it costs that message only, not the session:

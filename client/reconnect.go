@@ -93,6 +93,11 @@ type Client struct {
 	subs    []*durableSub
 	closed  bool
 	lastErr error
+	// served lists the sessions whose handlers may run: the current one
+	// and the lost ones whose goroutines have not all returned. Close,
+	// called from a handler, looks for its caller among their dispatchers
+	// and readers (whoseHandler).
+	served []*Session
 
 	ctx    context.Context // canceled by Close: stops reconnecting, bounds dials and restores
 	cancel context.CancelFunc
@@ -596,6 +601,7 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 		return
 	}
 	c.s = s
+	c.served = append(c.served, s)
 	regs := append([]*durableReg(nil), c.regs...)
 	subs := append([]*durableSub(nil), c.subs...)
 	up := c.up
@@ -664,6 +670,9 @@ func (c *Client) serve(s *Session, first chan<- struct{}) {
 	c.lostRunning.Add(1)
 	go func() {
 		s.wg.Wait()
+		c.mu.Lock()
+		c.served = slices.DeleteFunc(c.served, func(x *Session) bool { return x == s })
+		c.mu.Unlock()
 		c.lostRunning.Done()
 	}()
 	c.log("client: session lost; reconnecting", "err", s.Err())
@@ -1342,12 +1351,15 @@ func ended(s *Session) bool {
 // called from OnSession, OnDisconnect or Config.OnChallenge, which run on
 // that goroutine (OnChallenge on one that it waits for): it then returns at once, and the goroutine ends the
 // session (or the join) and stops once the callback returns. Called from a
-// handler (an event handler or an invocation Handler) of a Client's
-// subscription or registration, a lost session's too, or of one made on a
-// Client's session itself (from OnSession), it also returns at once, and
-// the Client stops once the handler returns (the handlers of other
-// sessions, another Client's or a Session's of the application's, are not
-// told from this one's: Close from them does not wait either). Do not call
+// handler of a Client's subscription or registration, a lost session's
+// too, or of one made on a Client's session itself (from OnSession), it
+// does not wait for the Client's goroutine either, which waits for that
+// handler: from an event handler it returns at once; from an invocation
+// Handler it waits for the end of the current session (its GOODBYE
+// answered, or ReplyTimeout), which does not wait for that Handler. The
+// Client stops once the handler returns. From a handler of another
+// session (another Client's, or a Session's of the application's) it
+// waits, as from outside any handler. Do not call
 // it from a goroutine that such a handler or a callback waits for: ending
 // the session waits for the handlers, and Close for the Client's goroutine.
 func (c *Client) Close() error {
@@ -1364,15 +1376,73 @@ func (c *Client) Close() error {
 		return nil
 	}
 	if inHandler() {
-		// Called from a handler of a session, maybe this Client's: the Client's
-		// goroutine ends the session and stops once it returns, since
-		// it waits for it (a lost session's, as for the current one's).
-		// Waiting here, Close waited for itself, and the Client's
-		// goroutine for it, for ever.
-		return nil
+		// Called from a handler of a session, maybe this Client's: the
+		// Client's goroutine ends the session and stops once that handler
+		// returns, since it waits for it (a lost session's, as for the
+		// current one's). Waiting for it here, Close waited for itself,
+		// and the Client's goroutine for it, for ever.
+		switch kind, hs := c.whoseHandler(); kind {
+		case ownEvent:
+			// On a dispatcher of the Client's: the session's reader may
+			// wait for it (a full event queue), and the GOODBYE's answer
+			// with it.
+			return nil
+		case ownInvocation, unknownHandler:
+			// An invocation Handler of the Client's (or a caller whose
+			// stack trace did not tell): the current session's end does
+			// not wait for it (handlerCloses), and Close waits for that,
+			// as a Close(); os.Exit(0) there cut the GOODBYE.
+			c.mu.Lock()
+			cur := c.s
+			c.mu.Unlock()
+			if cur == nil {
+				return nil
+			}
+			if cur == hs {
+				defer cur.handlerCloses()()
+			}
+			<-cur.Done()
+			return nil
+		}
+		// Another session's handler: Close waits as from outside any
+		// (it returned at once, the Client's session still open).
 	}
 	<-c.done
 	return nil
+}
+
+// handlerKind is whose handler a goroutine runs (whoseHandler).
+type handlerKind uint8
+
+const (
+	otherHandler   handlerKind = iota // another session's
+	unknownHandler                    // the stack trace did not tell
+	ownEvent                          // an event handler of the Client's sessions
+	ownInvocation                     // an invocation Handler of the Client's sessions
+)
+
+// whoseHandler tells whose handler the calling goroutine, which runs one
+// (inHandler), runs, and for one of c's sessions' (the current one's or a
+// lost one's) which session s: an event handler runs on s's dispatcher,
+// an invocation Handler on a goroutine s's reader started. It takes the
+// caller's stack trace: called by Close from a handler only, so that
+// neither an invocation nor an event pays for it.
+func (c *Client) whoseHandler() (kind handlerKind, s *Session) {
+	g, parent := goids()
+	if g == 0 || parent == 0 {
+		return unknownHandler, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.served {
+		if s.dispatcher.Load() == g {
+			return ownEvent, s
+		}
+		if s.reader.Load() == parent {
+			return ownInvocation, s
+		}
+	}
+	return otherHandler, nil
 }
 
 // callback runs f, a call of OnSession, OnDisconnect or OnChallenge, on the Client's
@@ -1452,6 +1522,37 @@ func goid() uint64 {
 	var buf [64]byte
 	b := buf[:runtime.Stack(buf[:], false)]
 	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	return leadingID(b)
+}
+
+// goids returns the calling goroutine's id (goid) and the id of the
+// goroutine that started it, read from the last line of its stack trace
+// ("created by f in goroutine 18"), 0 for one not known. The whole trace
+// is taken (at most 100 frames, a few KiB): for a rare call only.
+func goids() (g, parent uint64) {
+	buf := make([]byte, 4<<10)
+	for {
+		n := runtime.Stack(buf, false)
+		if n < len(buf) || len(buf) >= 1<<20 {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	if b, ok := bytes.CutPrefix(buf, []byte("goroutine ")); ok {
+		g = leadingID(b)
+	}
+	if i := bytes.LastIndex(buf, []byte("\ncreated by ")); i >= 0 {
+		line, _, _ := bytes.Cut(buf[i+1:], []byte("\n"))
+		if j := bytes.LastIndex(line, []byte(" in goroutine ")); j >= 0 {
+			parent = leadingID(line[j+len(" in goroutine "):])
+		}
+	}
+	return g, parent
+}
+
+// leadingID returns the number b starts with (a goroutine id).
+func leadingID(b []byte) uint64 {
 	var id uint64
 	for _, ch := range b {
 		if ch < '0' || ch > '9' {

@@ -17,7 +17,7 @@ import (
 
 // startRouter starts a real edgewamp router (route + loop) on a loopback
 // port and returns its WebSocket URL.
-func startRouter(t *testing.T) string {
+func startRouter(t testing.TB) string {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := route.New(route.Config{Realms: []route.RealmConfig{{Name: "realm1", Anonymous: true}}, Shards: 1, Logger: log})

@@ -91,6 +91,11 @@ type Session struct {
 	dispatching     atomic.Bool
 	dispatcherWaits atomic.Int32
 	dispatcher      atomic.Uint64
+	// reader is the reader goroutine's id (goid), set as it starts: it
+	// starts every invocation Handler's goroutine, whose stack trace
+	// names it (Client.Close tells its own Handlers from others' so, at
+	// no cost to an invocation).
+	reader atomic.Uint64
 
 	mu        sync.Mutex // Guards the fields below.
 	nextReq   uint64
@@ -107,8 +112,12 @@ type Session struct {
 	// 16,384 invocations (MaxInvocations) could each hold 16 MiB.
 	streamHeld int
 	handlers   int // Handlers running (MaxInvocations); an invocation answered early may still run one
+	// inClose is how many of the running Handlers wait in a Client.Close
+	// for the session's end (handlerCloses): Close does not wait for them.
+	inClose int
 	// idle, set by Close while handlers run, is closed when the last
-	// returns (runHandler).
+	// returns, or all those left wait in Client.Close (runHandler,
+	// handlerCloses).
 	idle chan struct{}
 	// handlerBytes is the size as received of the first chunks of the
 	// invocations whose Handlers run, and of their later chunks held for
@@ -576,7 +585,7 @@ func (s *Session) awaitHandlers(ctx context.Context) {
 		s.cancel(ErrClosed)
 	}
 	s.mu.Lock()
-	if s.handlers == 0 || s.err != nil {
+	if s.handlers <= s.inClose || s.err != nil {
 		s.mu.Unlock()
 		return
 	}
