@@ -26,8 +26,8 @@ import (
 // request's context:
 //
 //	{"path":    {"id": "17"},                     path parameters ({id} in the pattern)
-//	 "query":   {"verbose": "1"},                 query parameters (the first value of each)
-//	 "headers": {"x-trace": "..."},               request headers, lower-case names (first value; a pointer's name is lowered too)
+//	 "query":   {"verbose": "1"},                 query parameters (one given twice is refused)
+//	 "headers": {"x-trace": "..."},               request headers, lower-case names (a pointer's name is lowered too; a list's lines joined, another given twice refused)
 //	 "body":    <the JSON body>,
 //	 "auth":    {"authid": "...", "authrole": "...", "method": "jwt"},
 //	 "claims":  {<the bearer token's claims>}}

@@ -519,6 +519,18 @@ func (cr *compiledRoute) streamStatus() int {
 	}
 }
 
+// listHeaders are the request headers whose value is a list (RFC 9110
+// §5.3: its lines may be joined, in order, with commas; Cookie's with
+// "; ", RFC 9113 §8.2.3), by lower-case name, with the separator a
+// route reads their lines joined with. Any other header a route reads,
+// given more than once, is refused (repeatedValue).
+var listHeaders = map[string]string{
+	"accept": ", ", "accept-charset": ", ", "accept-encoding": ", ", "accept-language": ", ",
+	"baggage": ", ", "cache-control": ", ", "connection": ", ", "cookie": "; ", "forwarded": ", ",
+	"if-match": ", ", "if-none-match": ", ", "pragma": ", ", "prefer": ", ", "te": ", ",
+	"tracestate": ", ", "via": ", ", "x-forwarded-for": ", ",
+}
+
 // build evaluates args and kwargs against the request.
 func (cr *compiledRoute) build(r *http.Request, body []byte, who *who) (args, kwargs []byte, p *problem) {
 	if cr.args == nil && cr.kwargs == nil {
@@ -548,8 +560,18 @@ func (cr *compiledRoute) build(r *http.Request, body []byte, who *who) (args, kw
 	headers := map[string]any{}
 	for k, v := range r.Header {
 		k = strings.ToLower(k)
-		_, again := headers[k] // names net/http does not canonicalize (x_trace, X_Trace)
-		switch {
+		prev, again := headers[k] // names net/http does not canonicalize (x_trace, X_Trace)
+		switch sep, list := listHeaders[k]; {
+		case list && len(v) > 0 && (len(v) > 1 || again):
+			// A list's lines are one value (RFC 9110 §5.3): a proxy
+			// adds its own Forwarded or Via line, HAProxy its own
+			// X-Forwarded-For. Refused as repeated, a route reading them
+			// answered every request through such proxies 400.
+			s := strings.Join(v, sep)
+			if p, ok := prev.(string); ok {
+				s = p + sep + s
+			}
+			headers[k] = s
 		case len(v) > 1 || again:
 			headers[k] = repeatedValue{}
 		case len(v) == 1:
