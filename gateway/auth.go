@@ -335,20 +335,30 @@ func (g *Server) anonymousFor(ac *access, realm string, auth *Auth, anon *who) (
 // was asked for its body, and the gateway took max_body (1 MiB) of it
 // before its 401. The answer made with the body unread closes the
 // connection (bodyWatch). A request whose body is on its way anyway (no
-// Expect) is read and authenticated as before, its connection kept.
-func (g *Server) refuseUnread(ac *access, r *http.Request, realm string, auth *Auth, anon *who) *problem {
+// Expect) is read and authenticated as before, its connection kept. A
+// bearer token or API key, which does not cover the body, is checked
+// here, once: its principal is returned, and the request is not
+// authenticated again (before, any such header, "Bearer x", had the
+// body asked for and read before its 401).
+func (g *Server) refuseUnread(ac *access, r *http.Request, realm string, auth *Auth, anon *who) (*who, *problem) {
 	if !expectsContinue(r) {
-		return nil
+		return nil, nil
 	}
 	cred := g.credentialOf(r)
 	if auth.Type == "none" {
 		cred = credNone
 	}
-	if p := g.credentialMismatch(cred, auth); p != nil || cred != credNone {
-		return p
+	if p := g.credentialMismatch(cred, auth); p != nil {
+		return nil, p
+	}
+	switch cred {
+	case credBearer, credAPIKey:
+		return g.authenticate(ac, r, realm, auth, nil, anon)
+	case credSigned:
+		return nil, nil // its signature covers the body
 	}
 	_, p := g.anonymousFor(ac, realm, auth, anon)
-	return p
+	return nil, p
 }
 
 // expectsContinue reports whether r's client waits for 100 Continue

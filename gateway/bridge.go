@@ -58,24 +58,30 @@ func (g *Server) bridgeRealm(r *http.Request, realm string, body []byte) (*who, 
 // bridgeUnread is, for a request waiting for 100 Continue, the refusal
 // that its credential, or its lack of one, decides before its body is
 // asked for (refuseUnread): the realm does not serve the bridge, or
-// serves no request without credentials, or not its anonymous role. Nil
-// when the body must be read to know, or is on its way.
-func (g *Server) bridgeUnread(r *http.Request, realm string) *problem {
+// serves no request without credentials, or not its anonymous role, or
+// the bearer token or API key is refused. A bearer token or API key,
+// which does not cover the body, is checked here, once: its principal
+// is returned, and the request is not authenticated again (bridgeRealm).
+// Nil, nil when the body must be read to know, or is on its way.
+func (g *Server) bridgeUnread(r *http.Request, realm string) (*who, *problem) {
 	if !expectsContinue(r) {
-		return nil
+		return nil, nil
 	}
 	ac := g.access.Load()
 	if p := bridgeOff(ac.realm(realm), realm); p != nil {
-		return p
+		return nil, p
 	}
-	if g.credentialOf(r) != credNone {
-		return nil
+	switch g.credentialOf(r) {
+	case credBearer, credAPIKey:
+		return g.bridgeRealm(r, realm, nil)
+	case credSigned:
+		return nil, nil // its signature covers the body
 	}
 	w, p := g.anonymous(ac, realm, nil)
 	if p == nil {
 		p = g.bridgeAccess(ac, w)
 	}
-	return p
+	return nil, p
 }
 
 // bridgeAccess checks that w's realm serves the bridge to w under ac: a
@@ -358,7 +364,8 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, notAcceptable())
 		return
 	}
-	if p := g.bridgeUnread(r, realm); p != nil {
+	early, p := g.bridgeUnread(r, realm)
+	if p != nil {
 		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
 		return
 	}
@@ -367,7 +374,7 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	cr, who, p := g.callRequest(r, realm, proc, body)
+	cr, who, p := g.callRequest(r, realm, proc, body, early)
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -393,8 +400,9 @@ func (g *Server) bridgeCall(w http.ResponseWriter, r *http.Request) {
 
 // callRequest validates a bridge call's body (read whole, checked by
 // checkBody) and authenticates the request: the call to make and who
-// makes it.
-func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (callReq, *who, *problem) {
+// makes it; early, when not nil, is who bridgeUnread authenticated it
+// as, before its body was read.
+func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte, early *who) (callReq, *who, *problem) {
 	if p := sessionScopedProblem(proc); p != nil {
 		return callReq{}, nil, p
 	}
@@ -437,7 +445,10 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte) (
 			}
 		}
 	}
-	who, p := g.bridgeRealm(r, realm, body)
+	who, p := early, (*problem)(nil)
+	if who == nil {
+		who, p = g.bridgeRealm(r, realm, body)
+	}
 	if p != nil {
 		return callReq{}, nil, p
 	}
@@ -1238,7 +1249,8 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	realm, topic := r.PathValue("realm"), r.PathValue("topic")
-	if p := g.bridgeUnread(r, realm); p != nil {
+	early, p := g.bridgeUnread(r, realm)
+	if p != nil {
 		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
 		return
 	}
@@ -1261,7 +1273,10 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 	// max_body) cost 14 to 17 times their bytes in Go values, which a
 	// request without credentials to a realm that needs them, refused
 	// 401 in the end, made the gateway spend first, at will.
-	who, p := g.bridgeRealm(r, realm, body)
+	who := early
+	if who == nil {
+		who, p = g.bridgeRealm(r, realm, body)
+	}
 	if p != nil {
 		writeProblem(w, p)
 		return
@@ -1370,7 +1385,8 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		// Browsers' EventSource cannot set headers (RFC 6750 §2.3).
 		r.Header.Set("Authorization", "Bearer "+tok)
 	}
-	if p := g.bridgeUnread(r, realm); p != nil {
+	early, p := g.bridgeUnread(r, realm)
+	if p != nil {
 		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
 		return
 	}
@@ -1384,7 +1400,10 @@ func (g *Server) bridgeEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	who, p := g.bridgeRealm(r, realm, nil)
+	who := early
+	if who == nil {
+		who, p = g.bridgeRealm(r, realm, nil)
+	}
 	if p != nil {
 		writeProblem(w, p)
 		return

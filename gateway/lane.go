@@ -163,7 +163,7 @@ func (g *Server) ServeLane(r *http.Request, body []byte, w LaneWriter) (served b
 		lc.problem(p)
 		return true
 	}
-	cr, who, p := g.callRequest(r, realm, proc, body)
+	cr, who, p := g.callRequest(r, realm, proc, body, nil)
 	if p != nil {
 		lc.problem(p)
 		return true

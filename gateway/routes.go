@@ -387,7 +387,8 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		writeProblem(w, ackNotAcceptable()) // likewise, before the publication
 		return
 	}
-	if p := g.refuseUnread(ac, r, cr.Realm, &cr.Auth, cr.anon); p != nil {
+	early, p := g.refuseUnread(ac, r, cr.Realm, &cr.Auth, cr.anon)
+	if p != nil {
 		writeProblem(w, p) // before the body is asked for (Expect: 100-continue)
 		return
 	}
@@ -402,7 +403,10 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		writeProblem(w, p)
 		return
 	}
-	who, p := g.authenticate(ac, r, cr.Realm, &cr.Auth, body, cr.anon)
+	who := early
+	if who == nil {
+		who, p = g.authenticate(ac, r, cr.Realm, &cr.Auth, body, cr.anon)
+	}
 	if p != nil {
 		writeProblem(w, p)
 		return
