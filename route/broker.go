@@ -1048,7 +1048,7 @@ func (s *Shard) deliverEvents(p *publication, subs []*subscription) {
 	var d uint64          // 0: one subscription, nothing to skip
 	var failed [4][]byte  // encFailed or encTooLarge by serializer
 	var held *publication // the copy of p that get_retained windows hold (winAdmit)
-	s.fanning = true
+	s.fanning, s.fanID = true, p.id
 	for _, sub := range subs {
 		set := sub.subscribers()
 		if set == nil || len(set.byShard[s.idx]) == 0 {
@@ -1131,7 +1131,7 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 			s.logTooBig(ss, p, p.c.size())
 			return ErrPeerTooBig
 		}
-		if n := s.refusedLen[ser]; n > 0 && acceptsLess(ss, n-6*len(p.topic)-eventVaries) {
+		if n := s.refusedLen[ser]; n > 0 && p.id == s.fanID && acceptsLess(ss, n-6*len(p.topic)-eventVaries) {
 			// Another subscription's EVENT of this serializer was refused
 			// as too long by a subscriber taking less than this one's
 			// EVENT will be: not converted again only to be refused (8
@@ -1188,7 +1188,7 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 		s.countOut(proto.CodeEvent, len(b))
 	} else if err == ErrPeerTooBig {
 		s.logTooBig(ss, p, len(b))
-		if s.fanning && len(b) >= slowCheckMin {
+		if s.fanning && p.id == s.fanID && len(b) >= slowCheckMin {
 			s.refusedLen[ser] = max(s.refusedLen[ser], len(b))
 		}
 	}

@@ -106,12 +106,19 @@ type Shard struct {
 	// deliveries numbers deliverEvents' fan-outs of more than one
 	// subscription (Session.refusedAt).
 	deliveries uint64
-	// fanning: deliverEvents runs. refusedLen: during it, by serializer,
-	// the longest EVENT of its publication that a subscriber refused as
-	// longer than it accepts (sendEvent): other subscriptions' EVENTs are
-	// at least that long less eventVaries, and are dropped unencoded for
-	// subscribers that accept less. Zero outside deliverEvents.
+	// fanning: deliverEvents runs, for the publication whose id is fanID.
+	// refusedLen: during it, by serializer, the longest EVENT of that
+	// publication that a subscriber refused as longer than it accepts
+	// (sendEvent): other subscriptions' EVENTs of it are at least that
+	// long less eventVaries, and are dropped unencoded for subscribers that
+	// accept less. Only its EVENTs are judged or recorded: a window's held
+	// events, sent from inside the fan-out (winAdmit's flushHeld), are of
+	// other publications, and one refused as too long dropped a later
+	// small event for the other subscriptions' subscribers. An id, not a
+	// pointer: the publication may be on the publisher's stack. Zero
+	// outside deliverEvents.
 	fanning    bool
+	fanID      uint64
 	refusedLen [4]int
 	lc         carry             // scratch carry for tasks to this shard (see Shard.carry)
 	outPool    freeList[outCall] // free call records (see newOutCall)
