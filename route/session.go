@@ -659,7 +659,11 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 			// The router names anonymous sessions, as Crossbar does: an
 			// authid from HELLO would let anyone pass for a user in
 			// disclosure, the meta API and authid black/white lists.
-			s.welcome(ss, rm, &Identity{AuthID: anonymousID(), AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}, "anonymous", false)
+			id := &Identity{AuthID: anonymousID(), AuthRole: rm.conf().AnonymousRole, AuthProvider: "static"}
+			if refused != nil {
+				s.logAnonymousFallback(js, refused, id.AuthID)
+			}
+			s.welcome(ss, rm, id, "anonymous", false)
 			return
 		}
 		for _, a := range rm.conf().Authenticators {
@@ -689,6 +693,20 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 		return
 	}
 	s.abortLogged(ss, proto.URINoMatchingAuthMethod, "none of the offered authmethods is allowed on realm "+strconv.Quote(rm.name))
+}
+
+// logAnonymousFallback says, at WARN (within the lockout lines' bound
+// a second), that a login whose offered method the limiter refused is
+// welcomed anonymously as anonid: a device configured with [ticket,
+// anonymous] whose authid is locked out runs as a guest. Before, nothing
+// said so, and its calls refused as a guest were the only sign.
+func (s *Shard) logAnonymousFallback(js *joinState, refused *AuthError, anonid string) {
+	suppressed, ok := s.r.lockLogs.take(s.r.now())
+	if !ok {
+		return
+	}
+	s.r.log.Warn("welcoming a login anonymously: the method it offered before anonymous was refused unchecked (its authid locked out, or the router busy)",
+		suppressedAttr([]any{"address", js.key.addr, "realm", js.key.realm, "authid", logCut(js.req.AuthID), "refused", refused.Message, "anonymous_authid", anonid}, suppressed)...)
 }
 
 // MaxAuthIDLen bounds HELLO's authid and authrole (bytes, decoded): a
