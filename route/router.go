@@ -51,10 +51,10 @@ type Config struct {
 	// AUTHENTICATE's signature and extra, kept until the login ends: up to
 	// ~11 KiB a login, ~35 KiB with its AUTHENTICATE, and 1,024 logins an
 	// address). Past it a HELLO that would start a challenge-response
-	// login passes to the client's next method (anonymous, when offered
-	// and the realm allows it), else gets ABORT
-	// wamp.error.authentication_failed ("router busy"), and an
-	// AUTHENTICATE that would hold more gets the same. Default 64 MiB.
+	// login gets ABORT wamp.error.authentication_failed ("router busy"),
+	// even one offering anonymous next (the client retries with its
+	// credentials), and an AUTHENTICATE that would hold more gets the
+	// same. Default 64 MiB.
 	MaxLoginBytes int64
 	// MaxPendingCalls, MaxRegistrations and MaxSubscriptions bound what
 	// one session may hold (calls in flight as a caller, registrations,

@@ -635,15 +635,18 @@ func (s *Shard) hello(ss *Session, m *proto.Message) {
 // nextAuthMethod starts the first of the client's remaining authmethods
 // that the realm offers and the brute-force limiter lets start.
 //
-// A method the limiter refuses (its authid locked out at the address, or
-// too many challenges in progress there) is passed over for the next one
-// the client offered (the WAMP spec has the router pick among the
-// offered methods), and a HELLO offering [ticket, anonymous] on a realm open to anonymous
-// clients is welcomed anonymously, as one offering anonymous alone is (the
-// router names the session: it passes for no one). With none left, the
-// ABORT is the limiter's refusal. Before, the first refusal ended the
-// login: a device configured for both methods, its authid locked out,
-// lost even the access anyone has.
+// A method the limiter refuses for its authid's lockout at the address is
+// passed over for the next one the client offered (the WAMP spec has the
+// router pick among the offered methods), and a HELLO offering [ticket,
+// anonymous] on a realm open to anonymous clients is welcomed
+// anonymously, as one offering anonymous alone is (the router names the
+// session: it passes for no one). With none left, the ABORT is the
+// limiter's refusal. Before, the first refusal ended the login: a device
+// configured for both methods, its authid locked out, lost even the
+// access anyone has. A refusal for a passing condition (too many
+// challenges open at the address, the logins' bytes full, new addresses
+// refused) ends the login with its "try again later": welcomed as a
+// guest, the device would not retry, and stay one after it passed.
 func (s *Shard) nextAuthMethod(ss *Session) {
 	js := ss.join
 	rm := js.realm
@@ -677,6 +680,13 @@ func (s *Shard) nextAuthMethod(ss *Session) {
 				return
 			}
 			js.auth, js.method = nil, ""
+			if refused != errIDLockedOut {
+				// A passing condition (the logins' bytes, the address's
+				// open challenges, a flood of new addresses): the
+				// client's "try again later", not a guest session it
+				// would keep once the condition ends.
+				js.methods = nil
+			}
 			break
 		}
 	}
@@ -705,7 +715,7 @@ func (s *Shard) logAnonymousFallback(js *joinState, refused *AuthError, anonid s
 	if !ok {
 		return
 	}
-	s.r.log.Warn("welcoming a login anonymously: the method it offered before anonymous was refused unchecked (its authid locked out, or the router busy)",
+	s.r.log.Warn("welcoming a login anonymously: the method it offered before anonymous was refused unchecked (its authid is locked out in the realm at the address)",
 		suppressedAttr([]any{"address", js.key.addr, "realm", js.key.realm, "authid", logCut(js.req.AuthID), "refused", refused.Message, "anonymous_authid", anonid}, suppressed)...)
 }
 
