@@ -1212,6 +1212,12 @@ func reloadConfig(path string, override func(*config), running *config, r *route
 		}
 		running.secretsSaid = said
 	}
+	// Realms and their methods apply now: a reload that closes a realm
+	// to the anonymous clients its file says it takes says so, as the
+	// start does (before, only check-config and the start said it).
+	for _, w := range cfg.anonymousMethodWarnings() {
+		log.Warn("SIGHUP: " + w)
+	}
 	// Once a process each (before, every reload said every one again).
 	for _, w := range cfg.sampleCredentialWarnings() {
 		if !running.samplesSaid[w] {
