@@ -32,6 +32,9 @@ type Realm struct {
 	retained map[string]*retainedEvent
 	// retainedBytes is the size of the retained events (see retain).
 	retainedBytes int64
+	// lastStamp is the latest of this node's clock retainStamp read, kept
+	// from going back (mu, for writing).
+	lastStamp int64
 	// retainedCreds counts the retained events published with each
 	// withdrawable credential id, so that revoking a credential that
 	// published none (nearly every revocation) costs no scan of them.
@@ -530,8 +533,16 @@ type retainedShare struct {
 // whose clock was behind the replaced event's stamp (another node's
 // clock ahead, or its own stepped back) stamped the replacement older,
 // and every get_retained in the mesh, on this node too, delivered the
-// replaced event. Call with mu held (for reading at least).
+// replaced event. Each is also later than every stamp it gave before,
+// on any topic: a pattern's get_retained delivers the events by their
+// stamps (retainedOrder), and after the node's clock stepped back one
+// publisher's event on another topic came before those it published
+// earlier. Call with mu held for writing.
 func (rm *Realm) retainStamp(topic string, now int64) int64 {
+	if now <= rm.lastStamp && rm.lastStamp < math.MaxInt64 {
+		now = rm.lastStamp + 1
+	}
+	rm.lastStamp = now // not what a topic's older event adds: another node's clock ahead would carry every later stamp
 	for re := rm.retained[topic]; re != nil; re = re.older {
 		if at := re.pub.at; at >= now {
 			now = at
