@@ -213,8 +213,11 @@ type MeshStats struct {
 	// (4 MiB an answer: retained_answer_full), this node's answers to
 	// other nodes' meta calls not sent for being larger than the mesh
 	// carries in one message (meta_answer_too_large), messages from another
-	// node that uses this node's name (same_name), and messages from a
-	// node not known while 1,024 are (too_many_peers).
+	// node that uses this node's name (same_name), messages from a
+	// node not known while 1,024 are (too_many_peers), and interrupts to
+	// other nodes' callees not kept to send again (interrupt_full) or
+	// once more past the peer timeout (interrupt_repeat_full) for their
+	// bound.
 	Dropped map[string]uint64
 	// Duplicates: event copies dropped because overlapping subscriptions
 	// brought an event twice → edgewamp_mesh_event_duplicates_total.

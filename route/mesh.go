@@ -399,6 +399,9 @@ type meshState struct {
 	// sessions for a turn to ask the other nodes (their queries, and
 	// askOverhead each), all sessions together (maxQueuedAsks).
 	asksQueued atomic.Int64
+	// stopsLogged is when logStopDropped last logged (Router.now, ns;
+	// 0: never); every shard's.
+	stopsLogged atomic.Int64
 
 	// lateLogAt and lateUnlogged space the log lines of late meta
 	// queries (lateQuery); shard 0's.
@@ -623,6 +626,18 @@ type MeshStats struct {
 	// ended here past their caller's timeout (and a grace), their
 	// caller's node's interrupt lost on its way (a link cut).
 	InvocationsExpired atomic.Uint64
+	// StopsDropped counts interrupts of calls to other nodes' callees
+	// the mesh refused (its outbound queue full) and that were not kept
+	// to send again: a shard kept maxLostStops already. The callee's
+	// node holds the invocation until its callee answers or its caller's
+	// timeout and a second pass (for ever for a call without a timeout
+	// whose callee waits for its INTERRUPT).
+	StopsDropped atomic.Uint64
+	// EchoesDropped counts interrupts of calls without a timeout sent
+	// but not kept to send once more past the peer timeout (Shard.
+	// echoStop): a shard kept maxLostStops already. One of them lost
+	// with a link cut leaves its invocation held, as StopsDropped.
+	EchoesDropped atomic.Uint64
 }
 
 // AttachMesh joins the router to a mesh as the node name (unique in the

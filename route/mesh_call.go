@@ -490,6 +490,8 @@ type lateStop struct {
 // echoStop keeps ls to send again past the peer timeout (retryStops).
 func (s *Shard) echoStop(ls lostStop) {
 	if len(s.lateStops) >= maxLostStops {
+		s.r.ms.stats.EchoesDropped.Add(1)
+		s.r.logStopDropped(ls, false)
 		return
 	}
 	s.lateStops = append(s.lateStops, lateStop{lostStop: ls, due: s.r.now() + int64(s.r.ms.echoAfter)})
@@ -511,9 +513,15 @@ func (s *Shard) sendLateStops() {
 		}
 		env := appendInterrupt(s.mbuf[:0], ls.callID, ls.mode, ls.reason)
 		s.mbuf = keepBuf(env)
-		if s.r.meshSendEnd(ls.node, env) != nil && len(s.lostStops) < maxLostStops {
-			s.lostStops = append(s.lostStops, ls.lostStop)
+		if s.r.meshSendEnd(ls.node, env) == nil {
+			continue
 		}
+		if len(s.lostStops) >= maxLostStops {
+			s.r.ms.stats.StopsDropped.Add(1)
+			s.r.logStopDropped(ls.lostStop, true)
+			continue
+		}
+		s.lostStops = append(s.lostStops, ls.lostStop)
 	}
 	clear(s.lateStops[n:])
 	s.lateStops = s.lateStops[:n]
@@ -533,8 +541,29 @@ type lostStop struct {
 // maxLostStops bounds a shard's lostStops (40 bytes each): past it, a
 // refused interrupt is forgotten, as all were before (the callee's node
 // then holds the invocation until its callee answers or this node
-// leaves).
-const maxLostStops = 4096
+// leaves); and its lateStops (48 bytes each): past it, an interrupt is
+// sent once only. Each such drop is counted (MeshStats.StopsDropped,
+// EchoesDropped) and logged (logStopDropped). A variable for tests.
+var maxLostStops = 4096
+
+// logStopDropped logs an interrupt dropped for maxLostStops, at most
+// once per 10 s router-wide: refused is whether the mesh refused it (a
+// lostStop), else only its repeat was not kept (a lateStop). Before,
+// both went unsaid and uncounted.
+func (r *Router) logStopDropped(ls lostStop, refused bool) {
+	now := r.now()
+	last := r.ms.stopsLogged.Load()
+	if last != 0 && now-last < int64(10*time.Second) || !r.ms.stopsLogged.CompareAndSwap(last, now) {
+		return
+	}
+	if refused {
+		r.log.Warn("mesh: an interrupt to another node's callee that the mesh refused (its outbound queue full) was not kept to send again, as many being kept on its loop already: the callee's node holds the invocation until its callee answers, or its caller's timeout and a second pass; logged at most once per 10 s, counted in edgewamp_mesh_messages_dropped_total{reason=\"interrupt_full\"}",
+			"kept", maxLostStops, "call_ended", ls.reason)
+		return
+	}
+	r.log.Warn("mesh: the interrupt of a call without a timeout to another node's callee was sent but not kept to send once more past the peer timeout, as many being kept on its loop already: if a link cut lost it, the callee's node holds the invocation until its callee answers; logged at most once per 10 s, counted in edgewamp_mesh_messages_dropped_total{reason=\"interrupt_repeat_full\"}",
+		"kept", maxLostStops, "call_ended", ls.reason)
+}
 
 // stopRetryEvery is how often a shard sends the interrupts the mesh
 // refused again.
@@ -543,6 +572,8 @@ const stopRetryEvery = 250 * time.Millisecond
 // keepStop keeps ls to send again (retryStops).
 func (s *Shard) keepStop(ls lostStop) {
 	if len(s.lostStops) >= maxLostStops {
+		s.r.ms.stats.StopsDropped.Add(1)
+		s.r.logStopDropped(ls, true)
 		return
 	}
 	if !s.stopsArmed {

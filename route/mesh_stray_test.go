@@ -2,6 +2,8 @@ package route
 
 import (
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +150,73 @@ func TestMeshLostInterruptOfUntimedCallSentAgain(t *testing.T) {
 	if p := es[1].r.MeshPending(); p != 0 {
 		t.Fatalf("node B holds %d invocations, want 0", p)
 	}
+}
+
+// The interrupts a shard keeps to send again (refused by the mesh:
+// keepStop; of calls without a timeout, to repeat past the peer timeout:
+// echoStop; a repeat refused: sendLateStops) are bounded (maxLostStops
+// each), and past the bound were forgotten without a count or a line: an
+// operator could not tell that a callee on another node was left holding
+// an invocation. Each is counted (MeshStats.StopsDropped,
+// EchoesDropped: edgewamp_mesh_messages_dropped_total) and the first of
+// each 10 s logged at WARN.
+func TestMeshInterruptBoundDropsCounted(t *testing.T) {
+	t.Cleanup(func(n int) func() { return func() { maxLostStops = n } }(maxLostStops))
+	maxLostStops = 4
+	logs := &lockedBuf{}
+	mm, es := newMemMesh(t, 2, 1, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	callee := es[1].join(proto.JSON)
+	callee.register("com.wait", nil)
+	mm.sync()
+	caller := es[0].join(proto.JSON)
+	calls := func(n int) []uint64 {
+		var reqs []uint64
+		for range n {
+			reqs = append(reqs, caller.call("com.wait", nil, nil, nil))
+		}
+		mm.sync()
+		for range n {
+			callee.expect(proto.CodeInvocation)
+		}
+		return reqs
+	}
+	cancel := func(reqs []uint64) {
+		for _, req := range reqs {
+			caller.send(&proto.Message{Type: proto.CodeCancel, Request: req, Dict: caller.opts(map[string]any{"mode": "killnowait"})})
+			caller.expectError(proto.CodeCall, req, proto.URICanceled)
+		}
+		mm.sync()
+	}
+	st := es[0].r.MeshStats()
+	// Six calls without a timeout canceled: their interrupts sent, four
+	// kept to repeat, two not.
+	cancel(calls(6))
+	for range 6 {
+		callee.expect(proto.CodeInterrupt)
+	}
+	if e, s := st.EchoesDropped.Load(), st.StopsDropped.Load(); e != 2 || s != 0 {
+		t.Fatalf("6 interrupts to repeat with room for 4: %d repeats and %d interrupts dropped counted, want 2 and 0", e, s)
+	}
+	// Six more canceled while the mesh refuses node A's sends: four kept
+	// to send again, two forgotten.
+	reqs := calls(6)
+	full := errors.New("outbound queue full")
+	mm.nodes[0].sendErr.Store(&full)
+	cancel(reqs)
+	if s := st.StopsDropped.Load(); s != 2 {
+		t.Fatalf("6 refused interrupts with room for 4: %d dropped counted, want 2", s)
+	}
+	// The four repeats come due while the sends are still refused and
+	// the refused ones fill their room: forgotten too.
+	es[0].advance(4 * time.Second)
+	mm.sync()
+	if s := st.StopsDropped.Load(); s != 6 {
+		t.Fatalf("4 repeats refused with no room left: %d interrupts dropped counted, want 6", s)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Fatalf("%d WARN lines for the drops within 10 s, want 1:\n%s", n, logs.String())
+	}
+	mm.nodes[0].sendErr.Store(nil)
 }

@@ -132,6 +132,8 @@ func meshMetrics(node meshNode, r *route.Router) *gateway.MeshStats {
 		ms.Dropped["paced_answer_dropped"] = es.PacedDropped.Load()
 		ms.Dropped["retained_answer_full"] = rs.RetainedLeftOut.Load()
 		ms.Dropped["meta_answer_too_large"] = rs.AnswersTooLarge.Load()
+		ms.Dropped["interrupt_full"] = rs.StopsDropped.Load()
+		ms.Dropped["interrupt_repeat_full"] = rs.EchoesDropped.Load()
 		ms.InvocationsRefused = rs.Refused.Load()
 		ms.CallsRefused = rs.CallsRefused.Load()
 		ms.CallsBounced = rs.Bounced.Load()

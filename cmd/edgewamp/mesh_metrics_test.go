@@ -50,7 +50,7 @@ func TestMeshMetrics(t *testing.T) {
 	if v := metricValue(fams, "edgewamp_mesh_peers_joined_total"); v < 2 {
 		t.Fatalf("edgewamp_mesh_peers_joined_total = %v, want at least 2", v)
 	}
-	for _, reason := range []string{"outbound_full", "slow_consumer", "publish_error", "bad_frame", "bad_envelope", "version_mismatch", "inbound_full", "control_full", "query_late", "gather_full", "paced_answer_full", "paced_answer_dropped", "retained_answer_full", "meta_answer_too_large", "same_name", "too_many_peers"} {
+	for _, reason := range []string{"outbound_full", "slow_consumer", "publish_error", "bad_frame", "bad_envelope", "version_mismatch", "inbound_full", "control_full", "query_late", "gather_full", "paced_answer_full", "paced_answer_dropped", "retained_answer_full", "meta_answer_too_large", "same_name", "too_many_peers", "interrupt_full", "interrupt_repeat_full"} {
 		if v := metricValue(fams, "edgewamp_mesh_messages_dropped_total", "reason", reason); v != 0 {
 			t.Fatalf("edgewamp_mesh_messages_dropped_total{reason=%q} = %v on a quiet mesh, want 0", reason, v)
 		}
