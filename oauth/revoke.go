@@ -63,11 +63,15 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 				// revoked on this node alone, and the login's access
 				// tokens went on working on the others until they
 				// expired.
+				// Not tried again (most apps ignore a sign-out's errors),
+				// the family is ended by the sync (storeUnstored).
 				if err := s.revokeGrantUntil(ctx, f.Realm, f.Gid, f.ATExp); err != nil {
+					s.unended.Store(rt.fam, unendedFamily{gid: f.Gid, exp: f.Exp})
 					writeError(w, s.storeErr(err))
 					return
 				}
 				if err := s.endFamily(ctx, rt.fam, "revoked"); err != nil {
+					s.unended.Store(rt.fam, unendedFamily{gid: f.Gid, exp: f.Exp})
 					writeError(w, s.storeErr(err))
 					return
 				}

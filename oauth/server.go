@@ -44,6 +44,7 @@ type Server struct {
 	cuts        sync.Map                // cutKey(client, sub) (an older release's: client id) → clientCut; synced from rv.client.*
 	clientRevs  liveRevocations         // tokens without a login revoked one by one, per client and subject (revoke.go)
 	unstored    sync.Map                // ids of revoked and unstoredCut(keys) of cuts held here whose store write failed → struct{}
+	unended     sync.Map                // families of sign-outs the store failed → unendedFamily; ended by the sync (storeUnstored)
 	cache       *tokenCache
 	secrets     *secretCache
 	limit       *limiter
@@ -473,6 +474,25 @@ func (s *Server) storeUnstored(ctx context.Context) {
 	if n > 0 {
 		s.log.Info("oauth: revocations the store had failed are stored now", "count", n)
 	}
+	// The families of those sign-outs: refused while their grant is
+	// revoked (rotate), they refreshed again once it expired (the access
+	// tokens' lifetime), for the refresh lifetime. Ended once their
+	// grant's revocation is stored.
+	now := s.now().Unix()
+	s.unended.Range(func(k, v any) bool {
+		u := v.(unendedFamily)
+		if u.exp <= now || !s.isUnstored(u.gid) && s.endFamily(ctx, k.(string), "revoked") == nil {
+			s.unended.Delete(k)
+		}
+		return ctx.Err() == nil
+	})
+}
+
+// unendedFamily is a refresh-token family whose sign-out the store failed
+// (Server.unended): its grant id, and when it expires (unix).
+type unendedFamily struct {
+	gid string
+	exp int64
 }
 
 // unstoredCut is the Server.unstored key of the cut-off of key (cutKey).

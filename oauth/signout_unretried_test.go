@@ -40,3 +40,39 @@ func TestSignOutNotRetriedReachesOtherNodes(t *testing.T) {
 		t.Fatalf("a refresh on another node after a sign-out answered 503 and the store back: %d %v, want 400 invalid_grant", st, body)
 	}
 }
+
+// The login of a sign-out answered 503 and not tried again stays refused
+// after its grant's revocation expires (its access tokens' lifetime, 5.5
+// min by default): the family kept for the retry is ended at the sync
+// that writes the revocation. Refused only while the grant was revoked
+// (8230493), its refresh token, kept by another device or taken, refreshed
+// again on every node once the revocation expired, for the refresh
+// lifetime.
+func TestSignOutNotRetriedStaysEndedPastRevocation(t *testing.T) {
+	sw := &storeWrites{}
+	b := startEnv(t, func(o *Options) { sw.Store = newMemStore(time.Now); o.Store = sw })
+	a := startEnv(t, func(o *Options) { o.Store = sw.Store; o.Issuer = b.url; o.now = b.clock.Now })
+	st, body := b.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}}, "backend", backendSec)
+	if st != 200 {
+		t.Fatalf("alice's login: %d %v", st, body)
+	}
+	rt := body["refresh_token"].(string)
+	rv := "rv."
+	sw.failing.Store(&rv)
+	if st, body := b.post("/oauth/revoke", url.Values{"token": {rt}}, "backend", backendSec); st != 503 {
+		t.Fatalf("the sign-out with the store failing revocations: %d %v, want 503", st, body)
+	}
+	sw.failing.Store(nil) // the store answers again; the app does not retry
+	b.srv.syncOnce(false)
+	a.srv.syncOnce(false)
+	// No refresh until the grant's revocation has expired.
+	b.clock.Advance(DefaultAccessTokenLifetime + time.Minute)
+	b.srv.syncOnce(false)
+	a.srv.syncOnce(false)
+	for _, n := range []*testEnv{a, b} {
+		st, body = n.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "backend", backendSec)
+		if st != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("a refresh after a sign-out answered 503, once its grant's revocation expired: %d %v, want 400 invalid_grant", st, body)
+		}
+	}
+}
