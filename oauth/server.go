@@ -67,6 +67,9 @@ type Server struct {
 	// (SinceLister stores); owned by New, then by the sync loop.
 	revSince uint64
 	revBad   bool // the last read of the revocations failed; owned by the sync loop
+	// unstoredBad: storeUnstored's last round failed a write (logged
+	// once); owned by the sync loop.
+	unstoredBad bool
 	// revScan: a full list is under way, read up to revScanAt so far; it
 	// goes on from there at the next round when a round's read fails
 	// (syncRevoked). Owned as revSince.
@@ -458,18 +461,28 @@ func (s *Server) revoke(ctx context.Context, id string, exp time.Time) error {
 // took the tokens until they expired (a sign-out's login, kept for the
 // retry, refreshed there for as long as it lived). A cut-off's is left to
 // its revocation tried again (its record merges with the stored one).
+//
+// A write the store fails ends the round (the others wait for the next):
+// a store answering reads but refusing writes was written every one of
+// them at every round, each failing, the round stretched by each. Logged
+// once until a round stores them again.
 func (s *Server) storeUnstored(ctx context.Context) {
 	n := 0
+	var failed error
 	s.unstored.Range(func(k, _ any) bool {
 		id := k.(string)
 		if strings.HasPrefix(id, unstoredCut("")) {
 			return true
 		}
-		if v, ok := s.revoked.Load(id); !ok || s.storeRevocation(ctx, id, time.Unix(v.(int64), 0), s.now()) == nil {
+		v, ok := s.revoked.Load(id)
+		if ok {
+			failed = s.storeRevocation(ctx, id, time.Unix(v.(int64), 0), s.now())
+		}
+		if failed == nil {
 			s.unstored.Delete(id)
 			n++
 		}
-		return ctx.Err() == nil
+		return failed == nil && ctx.Err() == nil
 	})
 	if n > 0 {
 		s.log.Info("oauth: revocations the store had failed are stored now", "count", n)
@@ -481,11 +494,23 @@ func (s *Server) storeUnstored(ctx context.Context) {
 	now := s.now().Unix()
 	s.unended.Range(func(k, v any) bool {
 		u := v.(unendedFamily)
-		if u.exp <= now || !s.isUnstored(u.gid) && s.endFamily(ctx, k.(string), "revoked") == nil {
+		if failed != nil || u.exp > now && s.isUnstored(u.gid) {
+			return failed == nil
+		}
+		if u.exp <= now {
+			s.unended.Delete(k)
+		} else if failed = s.endFamily(ctx, k.(string), "revoked"); failed == nil {
 			s.unended.Delete(k)
 		}
-		return ctx.Err() == nil
+		return failed == nil && ctx.Err() == nil
 	})
+	switch {
+	case failed != nil && !s.unstoredBad:
+		s.unstoredBad = true
+		s.log.Warn("oauth: cannot store revocations this node holds alone; trying again at each sync", "err", failed)
+	case failed == nil && s.unstoredBad:
+		s.unstoredBad = false
+	}
 }
 
 // unendedFamily is a refresh-token family whose sign-out the store failed

@@ -76,3 +76,37 @@ func TestSignOutNotRetriedStaysEndedPastRevocation(t *testing.T) {
 		}
 	}
 }
+
+// A sync round that reaches the store while it still refuses the
+// revocations' writes (its reads answered) tries one of those held here
+// unstored, not every one: each round (every 5 s) wrote them all again,
+// n failing writes a round for as long as they lived (5.5 min), the round
+// stretched by each (up to its deadline, 4 rounds), however many a client
+// revoking its tokens during the failure had left.
+func TestUnstoredRevocationsStopAtStoreFailure(t *testing.T) {
+	sw := &storeWrites{}
+	e := startEnv(t, func(o *Options) { sw.Store = newMemStore(time.Now); o.Store = sw })
+	rv := "rv."
+	sw.failing.Store(&rv)
+	const n = 20
+	for i := range n {
+		st, body := e.token(url.Values{"grant_type": {"client_credentials"}}, "backend", backendSec)
+		if st != 200 {
+			t.Fatalf("token %d: %d %v", i, st, body)
+		}
+		if st, body := e.post("/oauth/revoke", url.Values{"token": {body["access_token"].(string)}}, "backend", backendSec); st != 503 {
+			t.Fatalf("revocation %d with the store failing them: %d %v, want 503", i, st, body)
+		}
+	}
+	before := sw.writes.Load()
+	e.srv.syncOnce(false)
+	if w := sw.writes.Load() - before; w > 2 {
+		t.Errorf("a sync round with the store refusing revocations wrote %d times for %d unstored revocations, want at most 2", w, n)
+	}
+	sw.failing.Store(nil)
+	e.srv.syncOnce(false)
+	e.srv.unstored.Range(func(k, _ any) bool {
+		t.Errorf("%q still unstored after a round with the store back", k)
+		return true
+	})
+}
