@@ -276,6 +276,13 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 			// holds one may send it at will) logged the warning below and
 			// wrote the store again, for as long as the record lived.
 			return nil, errInvalidGrant("the authorization code was already used")
+		case rec.Used && s.releasingHere(key, rec.Gid):
+			// Claimed by a login this node never made, still being given
+			// back: given back now, and redeemed by this request.
+			if err := s.giveBackHere(ctx, key, e.Revision); err != nil {
+				return nil, s.storeErr(err)
+			}
+			continue
 		case rec.Used:
 			s.log.Warn("oauth: authorization code used twice: revoking what it granted", "realm", rec.Realm, "client", rec.Client, "sub", rec.Sub)
 			err := errors.Join(s.endFamily(ctx, rec.Fam, "code reuse"), s.revokeGrant(ctx, rec.Realm, rec.Gid))
@@ -337,7 +344,7 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 		// Given back unused when what the code is for cannot be made,
 		// whether or not the client still waits (a later write fails if
 		// a second use marked the code meanwhile).
-		release := func() { s.releaseCode(context.WithoutCancel(ctx), key, e.Value, rev, ttl, rec.Exp) }
+		release := func() { s.releaseCode(context.WithoutCancel(ctx), key, l.gid, e.Value, rev, ttl, rec.Exp) }
 		made = l
 		resp, oe = s.respond(ctx, l, true)
 		if oe != nil {
@@ -371,7 +378,11 @@ func (s *Server) grantAuthCode(ctx context.Context, c *clientConf, form url.Valu
 // twice), the code lost to a store failing for a moment. A write refused
 // for its revision is done with: a second use marked the code, or a write
 // reported failed was made.
-func (s *Server) releaseCode(ctx context.Context, key string, unused []byte, rev uint64, ttl time.Duration, exp int64) {
+//
+// Until then the code is listed in Server.releasing with the claim's grant
+// id gid: the client's retry on this node gives it back itself
+// (giveBackHere) rather than take it for a second use.
+func (s *Server) releaseCode(ctx context.Context, key, gid string, unused []byte, rev uint64, ttl time.Duration, exp int64) {
 	done := func() bool {
 		_, err := s.store.Update(ctx, key, unused, rev, ttl)
 		return err == nil || errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound)
@@ -380,7 +391,9 @@ func (s *Server) releaseCode(ctx context.Context, key string, unused []byte, rev
 		return
 	}
 	s.log.Warn("oauth: an authorization code whose redemption failed cannot be given back unused yet: trying again in the background")
+	s.releasing.Store(key, releasingCode{gid: gid, unused: unused, ttl: ttl})
 	go func() {
+		defer s.releasing.Delete(key)
 		t := time.NewTicker(releaseRetry)
 		defer t.Stop()
 		for range authCodeLifetime / releaseRetry {
@@ -394,6 +407,41 @@ func (s *Server) releaseCode(ctx context.Context, key string, unused []byte, rev
 			}
 		}
 	}()
+}
+
+// releasingCode is a claimed authorization code releaseCode gives back
+// in the background (Server.releasing): the claim's grant id, the code's
+// record unused, and its TTL.
+type releasingCode struct {
+	gid    string
+	unused []byte
+	ttl    time.Duration
+}
+
+// releasingHere reports whether this node's releaseCode is still giving
+// back the code at key claimed by grant gid (a login never made). Without
+// it, the client's retry once the store answered again, before the next
+// background try (up to releaseRetry later), took the claim for a second
+// use: invalid_grant, a WARN of a code used twice, the code lost.
+func (s *Server) releasingHere(key, gid string) bool {
+	v, ok := s.releasing.Load(key)
+	return ok && v.(releasingCode).gid == gid
+}
+
+// giveBackHere writes the code at key unused (releasingHere) from
+// revision rev; a write refused for its revision (or the code gone) is
+// left to the redemption's read again.
+func (s *Server) giveBackHere(ctx context.Context, key string, rev uint64) error {
+	v, ok := s.releasing.Load(key)
+	if !ok {
+		return nil
+	}
+	r := v.(releasingCode)
+	_, err := s.store.Update(ctx, key, r.unused, rev, r.ttl)
+	if errors.Is(err, ErrRevision) || errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // releaseRetry is how often releaseCode tries again.

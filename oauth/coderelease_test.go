@@ -104,3 +104,31 @@ func TestCodeRedemptionRetriedAfterStoreFailure(t *testing.T) {
 		t.Error("the retry was logged as a code used twice")
 	}
 }
+
+// The client's retry that comes once the store answers again, before the
+// background try gives the code back (up to 250 ms later), gets its
+// tokens on the node giving it back: it was taken for a second use (400
+// invalid_grant "already used", a WARN of a code used twice), which
+// marked the code ended, and the code was lost.
+func TestCodeRetryBeforeBackgroundRelease(t *testing.T) {
+	st := &downAfterClaim{}
+	e := startEnv(t, func(o *Options) {
+		st.Store = newMemStore(o.now)
+		o.Store = st
+	})
+	form := e.codeRedemption(newBrowser(t))
+	st.set(true, false)
+	s, body := e.token(form, "", "")
+	st.set(false, false)
+	if s == 200 {
+		t.Skip("the redemption got through before the store failed")
+	}
+	wantOAuthError(t, s, body, 503, "temporarily_unavailable")
+	s, body = e.token(form, "", "") // at once: the background try is 250 ms away
+	if s != 200 || body["access_token"] == nil {
+		t.Fatalf("the retry at once after a 503, the store answering: %d %v, want 200 with the tokens", s, body)
+	}
+	if strings.Contains(e.logs.String(), "used twice") {
+		t.Error("the retry was logged as a code used twice")
+	}
+}

@@ -45,6 +45,7 @@ type Server struct {
 	clientRevs  liveRevocations         // tokens without a login revoked one by one, per client and subject (revoke.go)
 	unstored    sync.Map                // ids of revoked and unstoredCut(keys) of cuts held here whose store write failed → struct{}
 	unended     sync.Map                // families of sign-outs the store failed → unendedFamily; ended by the sync (storeUnstored)
+	releasing   sync.Map                // authorization codes releaseCode gives back in the background: key → releasingCode
 	cache       *tokenCache
 	secrets     *secretCache
 	limit       *limiter
