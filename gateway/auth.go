@@ -361,6 +361,29 @@ func (g *Server) refuseUnread(ac *access, r *http.Request, realm string, auth *A
 	return nil, p
 }
 
+// lapsed is the refusal of early, the principal a bearer token was
+// authenticated as before its request's body was asked for (refuseUnread,
+// bridgeUnread), once that body is read: the token expired or was
+// revoked meanwhile (body_timeout, 10 s by default), as the request
+// authenticated now would be refused; nil while it holds, and for an API
+// key's. Before, such a request was served with its token expired.
+func (g *Server) lapsed(early *who) *problem {
+	if early == nil || early.p == nil {
+		return nil
+	}
+	if !early.p.Expires.IsZero() && time.Now().After(early.p.Expires) {
+		pb := g.unauthorized("the bearer token has expired", "the token has expired")
+		pb.stale = true
+		return pb
+	}
+	if rv, ok := g.opts.Bearer.(BearerRevoker); ok {
+		if why := rv.Withdrawn(early.p); why != "" {
+			return g.unauthorized("the bearer token is not valid: "+why, why)
+		}
+	}
+	return nil
+}
+
 // expectsContinue reports whether r's client waits for 100 Continue
 // before it sends the body (RFC 9110 §10.1.1), which net/http sends at
 // the body's first read. One header lookup.

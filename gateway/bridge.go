@@ -448,6 +448,8 @@ func (g *Server) callRequest(r *http.Request, realm, proc string, body []byte, e
 	who, p := early, (*problem)(nil)
 	if who == nil {
 		who, p = g.bridgeRealm(r, realm, body)
+	} else {
+		p = g.lapsed(who) // an Expect request's, authenticated before its body
 	}
 	if p != nil {
 		return callReq{}, nil, p
@@ -1273,7 +1275,7 @@ func (g *Server) bridgePublish(w http.ResponseWriter, r *http.Request) {
 	// max_body) cost 14 to 17 times their bytes in Go values, which a
 	// request without credentials to a realm that needs them, refused
 	// 401 in the end, made the gateway spend first, at will.
-	who := early
+	who, p := early, g.lapsed(early)
 	if who == nil {
 		who, p = g.bridgeRealm(r, realm, body)
 	}

@@ -403,7 +403,7 @@ func (cr *compiledRoute) serve(g *Server, ac *access, w http.ResponseWriter, r *
 		writeProblem(w, p)
 		return
 	}
-	who := early
+	who, p := early, g.lapsed(early)
 	if who == nil {
 		who, p = g.authenticate(ac, r, cr.Realm, &cr.Auth, body, cr.anon)
 	}
