@@ -192,7 +192,7 @@ func FuzzHTTPUpgrade(f *testing.F) {
 			res2, n2, _ = handleHTTPFrom(in, o, &from)
 		}
 		if res2.kind != res.kind || res2.status != res.status || !bytes.Equal(res2.resp, res.resp) ||
-			(res.status != http.StatusRequestHeaderFieldsTooLarge && res.reason != errHTTPBareLF && n2 != n) {
+			(res.status != http.StatusRequestHeaderFieldsTooLarge && res.reason != errHTTPBareLF && res.reason != errHTTPBadRequest && n2 != n) {
 			t.Fatalf("split at %d changed the answer: %d/%d vs %d/%d", k, res2.status, n2, res.status, n)
 		}
 	})
@@ -217,7 +217,10 @@ func checkHTTPResult(t *testing.T, data []byte, limit int, res httpResult, n int
 			t.Fatalf("refusal %d without a reason", res.status)
 		}
 	case httpDrop:
-		if n != 0 || res.resp != nil || res.reason != errHTTPNotHTTP && res.reason != errHTTPTLSHello || methodPrefixOK(data[:min(len(data), limit)]) {
+		// A method in lower case is dropped once its line is whole and not
+		// a request line (firstLineRefusal).
+		if n != 0 || res.resp != nil || res.reason != errHTTPNotHTTP && res.reason != errHTTPTLSHello ||
+			methodPrefixOK(data[:min(len(data), limit)]) && upperMethod(data[:max(bytes.IndexByte(data, ' '), 0)]) {
 			t.Fatalf("drop with n %d, reason %v, %q", n, res.reason, data[:min(len(data), 32)])
 		}
 		return
@@ -226,9 +229,10 @@ func checkHTTPResult(t *testing.T, data []byte, limit int, res httpResult, n int
 		if n != len(data) || end >= 0 {
 			t.Fatalf("431 with n %d of %d", n, len(data))
 		}
-	} else if res.reason == errHTTPBareLF && end < 0 {
-		// Refused at the first bare LF or CR, before the header's end:
-		// everything buffered, as for 431.
+	} else if (res.reason == errHTTPBareLF || res.reason == errHTTPBadRequest) && end < 0 {
+		// Refused at the first bare LF or CR, or at a first line that is
+		// not a request line, before the header's end: everything
+		// buffered, as for 431.
 		if n != len(data) {
 			t.Fatalf("bare LF refused with n %d of %d", n, len(data))
 		}

@@ -140,7 +140,9 @@ var crlfcrlf = []byte("\r\n\r\n")
 // Bytes that cannot start an HTTP request (methodPrefixOK) get kind
 // httpDrop at once, whether or not the header is complete: a TLS
 // ClientHello or binary garbage on the shared port is closed without
-// waiting for the handshake timeout.
+// waiting for the handshake timeout. So is a whole first line that is not
+// a request line, or answered 400 when its method is in upper case
+// (firstLineRefusal).
 //
 // Otherwise n is the length of the header, to Discard after writing
 // res.resp (for 431, n is everything buffered). Bytes after the header are
@@ -199,6 +201,15 @@ func handleHTTPFrom(in inbound, o *httpOptions, from *int) (res httpResult, n in
 	lines, n := b, buffered
 	if i >= 0 {
 		lines, n = b[:i+2], i+4 // the header's lines, each with its CRLF
+	}
+	// The first line is decided on alone as soon as it can be, not at the
+	// handshake timeout (firstLineRefusal).
+	if done < maxRequestLineScan {
+		if res, ok := firstLineRefusal(b); ok && res.kind == httpDrop {
+			return res, 0, nil
+		} else if ok {
+			return res, n, nil
+		}
 	}
 	if bareLineEnd(lines, max(done-1, 0)) {
 		return refuse(http.StatusBadRequest, errHTTPBareLF,
@@ -493,18 +504,8 @@ type httpRequest struct {
 func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 	rest := hdr[:len(hdr)-2] // each line below keeps its own CRLF
 	line, rest := cutLine(rest)
-	// [RFC9112 §3]: request-line = method SP request-target SP HTTP-version
-	sp1 := bytes.IndexByte(line, ' ')
-	if sp1 <= 0 {
-		return req, false
-	}
-	req.method, line = line[:sp1], line[sp1+1:]
-	sp2 := bytes.IndexByte(line, ' ')
-	if sp2 <= 0 {
-		return req, false
-	}
-	req.target, line = line[:sp2], line[sp2+1:]
-	if !isToken(req.method) || !isVisible(req.target) || !isHTTPVersion(line) {
+	req.method, req.target, line, ok = splitRequestLine(line)
+	if !ok {
 		return req, false
 	}
 	req.hostNeeded = string(line) != "HTTP/1.0" && string(line) != "HTTP/0.9"
@@ -544,6 +545,74 @@ func parseHTTPRequest(hdr []byte) (req httpRequest, ok bool) {
 		}
 	}
 	return req, true
+}
+
+// firstLineRefusal decides on the first line of b (its first
+// maxRequestLineScan bytes) alone: a whole line that is not a request line
+// (method SP target SP HTTP/x.y), or one holding a bare CR or ended by a
+// bare LF, cannot start a header, and was held until the handshake
+// timeout when no "\r\n\r\n" followed (a memcached or Redis inline
+// command, "get foo\r\n", from a client given this port). A method in
+// upper case gets the 400 its header gets once complete; another (lower
+// case: b passed methodPrefixOK) is not HTTP, closed unanswered. ok is
+// false while the line may still be a request line, or is one. It looks
+// only at the line, so the answer does not depend on how the header's
+// bytes arrive.
+func firstLineRefusal(b []byte) (res httpResult, ok bool) {
+	line := b[:min(len(b), maxRequestLineScan)]
+	end := bytes.IndexByte(line, '\n')
+	if end >= 0 {
+		line = line[:end+1]
+	}
+	bare := bareLineEnd(line, 0)
+	if !bare && (end < 0 || requestLineOK(bytes.TrimSuffix(line, crlfcrlf[:2]))) {
+		return res, false
+	}
+	// methodPrefixOK: method characters up to a space, which a line
+	// holding a CR or an LF has.
+	if sp := bytes.IndexByte(line, ' '); sp <= 0 || !upperMethod(line[:sp]) {
+		return httpResult{kind: httpDrop, reason: errHTTPNotHTTP}, true
+	}
+	if bare {
+		return refuse(http.StatusBadRequest, errHTTPBareLF,
+			"malformed HTTP request: every line must end with CRLF\n", false), true
+	}
+	return refuse(http.StatusBadRequest, errHTTPBadRequest, "malformed HTTP request\n", false), true
+}
+
+// requestLineOK reports whether line, without its CRLF, is a request line.
+func requestLineOK(line []byte) bool {
+	_, _, _, ok := splitRequestLine(line)
+	return ok
+}
+
+// splitRequestLine splits line, without its CRLF, into a request line's
+// parts, ok when it is one.
+func splitRequestLine(line []byte) (method, target, version []byte, ok bool) {
+	// [RFC9112 §3]: request-line = method SP request-target SP HTTP-version
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return nil, nil, nil, false
+	}
+	method, line = line[:sp1], line[sp1+1:]
+	sp2 := bytes.IndexByte(line, ' ')
+	if sp2 <= 0 {
+		return nil, nil, nil, false
+	}
+	target, version = line[:sp2], line[sp2+1:]
+	ok = isToken(method) && isVisible(target) && isHTTPVersion(version)
+	return method, target, version, ok
+}
+
+// upperMethod reports whether m is a method as methodPrefixOK takes one,
+// in upper case: not empty, of 'A' to 'Z', '-' and '_'.
+func upperMethod(m []byte) bool {
+	for _, c := range m {
+		if (c < 'A' || c > 'Z') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return len(m) > 0
 }
 
 // bareLineEnd reports whether b, a header not yet complete, holds from
@@ -679,6 +748,10 @@ func equalFold(b []byte, s string) bool {
 // maxMethodLen bounds the method of a request: the longest registered
 // method, "UPDATEREDIRECTREF", has 17 characters.
 const maxMethodLen = 20
+
+// maxRequestLineScan bounds the bytes looked at for the end of the first
+// line, to refuse one that is not a request line as soon as it is whole.
+const maxRequestLineScan = 512
 
 // methodPrefixOK reports whether b can be the start of an HTTP request: a
 // method of letters, '-' or '_' (every registered method is such a token,

@@ -1,8 +1,12 @@
 package loop
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/edgewamp/edgewamp/route"
 )
 
 // A WebSocket upgrade in HTTP/1.0, as nginx forwards one without
@@ -45,4 +49,47 @@ func TestSocketHTTP10UpgradeAndLowerCaseMethodAnswered(t *testing.T) {
 		}
 		waitClosed(t, c, ioTimeout)
 	}
+}
+
+// A first line that is not a request line (method SP target SP
+// HTTP/x.y), such as a memcached or Redis inline command from a client
+// given the router's port, is decided as soon as it is whole, not held
+// until handshake_timeout: a lower-case one ("get foo") is closed
+// unanswered, as not HTTP (as it was before lower-case methods were
+// answered), an upper-case one ("GET foo") gets the 400 its header gets
+// once complete. A request line in lower case is still answered (404).
+func TestSocketNotRequestLineClosedAtOnce(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	s := startServer(t, func(o *Options, _ *route.Config) { o.HandshakeTimeout = timeout })
+	for _, tc := range []struct {
+		first  string
+		status int // 0: closed unanswered
+	}{
+		{"get foo\r\n", 0},
+		{"set foo 0 0 3\r\n", 0},
+		{"get foo\n", 0},
+		{"get /ws HTTP/1.1 x\r\n", 0},
+		{"GET foo\r\n", 400},
+		{"SET foo bar\r\n", 400},
+		{"GET / HTTP/1.1 \r\n", 400},
+		{"get /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404},
+	} {
+		c := dialTCP(t, s.url, 0)
+		c.Write([]byte(tc.first))
+		start := time.Now()
+		got := waitClosed(t, c, timeout/2) // the handshake timeout would close it at 2 s
+		switch {
+		case tc.status == 0 && len(got) != 0:
+			t.Fatalf("%q answered %q", tc.first, got)
+		case tc.status != 0 && !strings.HasPrefix(string(got), fmt.Sprintf("HTTP/1.1 %d ", tc.status)):
+			t.Fatalf("%q answered %q, want %d", tc.first, got, tc.status)
+		}
+		t.Logf("%q: closed after %v, answered %q", tc.first, time.Since(start).Round(time.Millisecond), firstLine(got))
+	}
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b), "\r\n")
+	return s
 }
