@@ -1206,14 +1206,15 @@ func (s *Shard) sendEvent(ss *Session, sub *subscription, p *publication, enc *[
 // convertLogged). Cold path: a conversion that failed, once per
 // publication, shard and serializer (deliverEvents' failed).
 func (s *Shard) logNotConvertible(ss *Session, p *publication, err error) {
-	if !dropLogDue(s.r, p, dropNotConvertible) {
+	suppressed, ok := dropLogDue(s.r, p, dropNotConvertible)
+	if !ok {
 		return
 	}
 	id, authid, authrole := p.logIdentity()
 	s.r.log.Warn("event not delivered to the subscribers whose serializer cannot carry its payload; the publisher's acknowledged PUBLISH got PUBLISHED, and the other subscribers the event; "+dropLogHow(p)+", counted in edgewamp_events_dropped_total{reason=\"not_convertible\"}",
 		"realm", ss.realm.name, "topic", logCut(string(p.topic)), "serializer", ss.ser.String(),
 		"publisher", id, "publisher_authid", logCut(authid), "publisher_authrole", logCut(authrole),
-		"retained", p.retained, "error", err)
+		"retained", p.retained, "error", err, "drop_logs_suppressed", suppressed)
 }
 
 // logTooBig logs that p was dropped for ss, whose peer takes no message as
@@ -1225,7 +1226,8 @@ func (s *Shard) logNotConvertible(ss *Session, p *publication, err error) {
 // subscriber silently missed the events that grew past it. Limited as
 // logNotConvertible, with its own flags. Cold path: an EVENT refused.
 func (s *Shard) logTooBig(ss *Session, p *publication, n int) {
-	if !dropLogDue(s.r, p, dropTooBig) {
+	suppressed, ok := dropLogDue(s.r, p, dropTooBig)
+	if !ok {
 		return
 	}
 	lim := 0
@@ -1237,7 +1239,7 @@ func (s *Shard) logTooBig(ss *Session, p *publication, n int) {
 		"realm", ss.realm.name, "topic", logCut(string(p.topic)), "serializer", ss.ser.String(),
 		"subscriber", ss.id, "len", n, "max", lim, "payload_len", p.c.size(),
 		"publisher", id, "publisher_authid", logCut(authid), "publisher_authrole", logCut(authrole),
-		"retained", p.retained)
+		"retained", p.retained, "drop_logs_suppressed", suppressed)
 }
 
 // Kinds of event drops logged per publisher (Session.dropLogged,
@@ -1251,16 +1253,27 @@ const (
 // dropLogDue reports whether an event of p dropped for kind may be logged
 // now: once per publishing session (any shard may find it), and at most
 // once per 10 s for publishers not on this node and retained events.
-func dropLogDue(r *Router, p *publication, kind int) bool {
+//
+// The once-per-session lines are also bounded router-wide, at most
+// dropLogsPer10s a 10 s window, the rest counted and the count given on
+// the next line written (suppressed): a client looping connect, publish,
+// leave wrote ~700 B of log a session without end.
+func dropLogDue(r *Router, p *publication, kind int) (suppressed uint64, ok bool) {
 	if pub := p.publisher; pub != nil {
 		f := &pub.dropLogged[kind]
-		return !f.Load() && f.CompareAndSwap(false, true)
+		if f.Load() || !f.CompareAndSwap(false, true) {
+			return 0, false
+		}
+		return r.dropLogs.takeIn(r.now(), int64(10*time.Second), dropLogsPer10s)
 	}
 	now := r.now()
 	at := &r.dropLogged[kind]
 	last := at.Load()
-	return (last == 0 || now-last >= int64(10*time.Second)) && at.CompareAndSwap(last, now)
+	return 0, (last == 0 || now-last >= int64(10*time.Second)) && at.CompareAndSwap(last, now)
 }
+
+// dropLogsPer10s bounds the once-per-session drop lines router-wide.
+const dropLogsPer10s = 10
 
 // dropLogHow says how often dropLogDue logs for p.
 func dropLogHow(p *publication) string {

@@ -783,12 +783,18 @@ type lineLimiter struct {
 // take reports whether a line may be written at now (ns), and how many
 // were left out since the last one written.
 func (l *lineLimiter) take(now int64) (suppressed uint64, ok bool) {
+	return l.takeIn(now, int64(time.Second), authLogsPerSecond)
+}
+
+// takeIn is take for at most max lines a window of window ns (one
+// limiter is always taken with the same window).
+func (l *lineLimiter) takeIn(now, window int64, max int) (suppressed uint64, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if sec := now / int64(time.Second); sec != l.sec {
+	if sec := now / window; sec != l.sec {
 		l.sec, l.n = sec, 0
 	}
-	if l.n >= authLogsPerSecond {
+	if l.n >= max {
 		l.suppressed++
 		return 0, false
 	}

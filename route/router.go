@@ -296,6 +296,9 @@ type Router struct {
 	// dropLogged is when logNotConvertible and logTooBig last logged an
 	// event whose publisher is not on this node (dropLogDue).
 	dropLogged [numDropLogs]atomic.Int64
+	// dropLogs bounds, router-wide, the lines dropLogDue allows once per
+	// publishing session (dropLogsPer10s a 10 s window).
+	dropLogs lineLimiter
 	// meshRetainLogged is when logMeshRetainRefused last logged.
 	meshRetainLogged atomic.Int64
 	// failLogs, lockLogs and panicLogs bound the failed-authentication,

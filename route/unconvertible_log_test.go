@@ -152,3 +152,59 @@ func TestUnconvertibleRetainedEventLoggedSpaced(t *testing.T) {
 		}
 	}
 }
+
+// The once-per-publishing-session drop line is bounded router-wide too: a
+// client looping connect, publish an unconvertible (or, over RawSocket,
+// too big) event, leave wrote a WARN of ~700 B a session without end. At
+// most 10 such lines a 10 s window are written (the test may straddle
+// two windows: 20), the rest counted for the next line.
+func TestUnconvertibleEventLogBoundedRouterWide(t *testing.T) {
+	addr, log := startLoggedLoops(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(ser proto.Serializer) *client.Session {
+		s, err := client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Realm: "realm1", Serializer: ser})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sub := dial(proto.JSON)
+	defer sub.Close()
+	if _, err := sub.Subscribe(ctx, "com.sensor.t", func(*client.Event) {}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const sessions = 25
+	ack := &client.PublishOptions{Acknowledge: true}
+	for i := 0; i < sessions; i++ {
+		pub := dial(proto.CBOR)
+		if err := pub.Publish(ctx, "com.sensor.t", []any{math.NaN()}, nil, ack); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		pub.Close()
+	}
+	// The drop is decided on the subscriber's loop, after PUBLISHED: a
+	// plain event after them, received, comes after the last drop.
+	pub := dial(proto.CBOR)
+	defer pub.Close()
+	got := make(chan struct{}, 1)
+	sub2 := dial(proto.JSON)
+	defer sub2.Close()
+	if _, err := sub2.Subscribe(ctx, "com.sensor.end", func(*client.Event) { got <- struct{}{} }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(ctx, "com.sensor.end", []any{1}, nil, ack); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-ctx.Done():
+		t.Fatal("no end event")
+	}
+	time.Sleep(100 * time.Millisecond)
+	n := strings.Count(log.String(), "not delivered")
+	t.Logf("%d drop lines for %d publishing sessions", n, sessions)
+	if n == 0 || n > 2*10 {
+		t.Fatalf("%d drop lines for %d publishing sessions, want 1 to 20 (10 a 10 s window)", n, sessions)
+	}
+}
