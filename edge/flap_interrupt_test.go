@@ -24,7 +24,25 @@ import (
 // interrupting its callee.
 func TestLeafFlapLostInterruptEndsHeldInvocation(t *testing.T) {
 	t.Parallel()
-	hub, edge, px := hubAndEdgeWith(t, func(o *Options) { o.PeerTimeout = 6 * time.Second })
+	hub, edge := flapLostInterrupt(t, 6*time.Second, &client.CallOptions{Timeout: 1500 * time.Millisecond}, func(_ func(), done <-chan error) {
+		// the interrupt sent at the timeout is lost
+		if err := <-done; wampErr(err) != proto.URITimeout {
+			t.Fatalf("the caller got %v, want %s", err, proto.URITimeout)
+		}
+	}, 5*time.Second)
+	if lost := hub.n.Stats().PeersLost.Load() + edge.n.Stats().PeersLost.Load(); lost == 0 && hub.r.MeshStats().InvocationsExpired.Load() != 1 {
+		t.Fatalf("the hub counted %d invocations expired, want 1", hub.r.MeshStats().InvocationsExpired.Load())
+	}
+}
+
+// flapLostInterrupt runs a call with opts from an edge's caller to a hub's
+// callee that waits for its INTERRUPT, cuts the uplink once the callee has
+// it, lets ended end the call at the edge (cancel cancels the caller's
+// context; done is the caller's answer), restores the link within the peer
+// timeout and wants the hub's callee interrupted within heal after it and
+// nothing held on the hub from other nodes.
+func flapLostInterrupt(t *testing.T, peerTimeout time.Duration, opts *client.CallOptions, ended func(cancel func(), done <-chan error), heal time.Duration) (hub, edge *tnode) {
+	hub, edge, px := hubAndEdgeWith(t, func(o *Options) { o.PeerTimeout = peerTimeout })
 	ctx := ctxT(t, 60*time.Second)
 	var running atomic.Int64
 	interrupted := make(chan error, 1)
@@ -48,9 +66,11 @@ func TestLeafFlapLostInterruptEndsHeldInvocation(t *testing.T) {
 		}
 		return nil
 	})
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := caller.Call(ctx, "hub.block", nil, nil, &client.CallOptions{Timeout: 1500 * time.Millisecond})
+		_, err := caller.Call(cctx, "hub.block", nil, nil, opts)
 		done <- err
 	}()
 	eventually(t, 5*time.Second, func() error {
@@ -59,10 +79,8 @@ func TestLeafFlapLostInterruptEndsHeldInvocation(t *testing.T) {
 		}
 		return nil
 	})
-	px.cut() // the interrupt sent at the timeout is lost
-	if err := <-done; wampErr(err) != proto.URITimeout {
-		t.Fatalf("the caller got %v, want %s", err, proto.URITimeout)
-	}
+	px.cut()
+	ended(cancel, done) // the interrupt it sends is lost with the link
 	time.Sleep(300 * time.Millisecond)
 	px.restore()
 	waitMesh(t, hub, edge)
@@ -71,9 +89,9 @@ func TestLeafFlapLostInterruptEndsHeldInvocation(t *testing.T) {
 		if !errors.Is(cause, client.ErrInterrupted) {
 			t.Fatalf("the hub's callee ended by %v, want an INTERRUPT", cause)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(heal):
 		lost := hub.n.Stats().PeersLost.Load() + edge.n.Stats().PeersLost.Load()
-		t.Fatalf("the hub's callee was not interrupted 5 s after the heal (hub MeshPending %d, peers lost %d)", hub.r.MeshPending(), lost)
+		t.Fatalf("the hub's callee was not interrupted %v after the heal (hub MeshPending %d, peers lost %d)", heal, hub.r.MeshPending(), lost)
 	}
 	eventually(t, 5*time.Second, func() error {
 		if p := hub.r.MeshPending(); p != 0 {
@@ -81,7 +99,5 @@ func TestLeafFlapLostInterruptEndsHeldInvocation(t *testing.T) {
 		}
 		return nil
 	})
-	if lost := hub.n.Stats().PeersLost.Load() + edge.n.Stats().PeersLost.Load(); lost == 0 && hub.r.MeshStats().InvocationsExpired.Load() != 1 {
-		t.Fatalf("the hub counted %d invocations expired, want 1", hub.r.MeshStats().InvocationsExpired.Load())
-	}
+	return hub, edge
 }
