@@ -3,8 +3,6 @@ package route_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/edgewamp/edgewamp/client"
-	"github.com/edgewamp/edgewamp/loop"
 	"github.com/edgewamp/edgewamp/proto"
 	"github.com/edgewamp/edgewamp/route"
 )
@@ -29,28 +26,10 @@ import (
 // of 64 KiB: before, all 20 were challenged.
 func TestLoginBytesBounded(t *testing.T) {
 	users := ticketUsers(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := route.New(route.Config{
+	url := serveLoginRouter(t, route.Config{
 		Realms:        []route.RealmConfig{{Name: "a", Users: users, Authenticators: []route.Authenticator{&route.TicketAuth{Users: users}}}},
-		Logger:        log,
 		MaxLoginBytes: 64 << 10,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, PingInterval: -1, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		e.Shutdown(ctx)
-	})
-	url := "rs://" + e.Addrs()[0].String()
 	release := make(chan struct{})
 	var challenged, busy, other atomic.Int32
 	dial := func(wait bool) error {

@@ -20,27 +20,7 @@ import (
 // the WELCOME's details (the session then closed).
 func loginRouter(t *testing.T, cfg route.Config) func(c client.Config, pw string) (string, map[string]any) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if cfg.Logger == nil {
-		cfg.Logger = log
-	}
-	r, err := route.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, PingInterval: -1, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		e.Shutdown(ctx)
-	})
-	url := "rs://" + e.Addrs()[0].String()
+	url := serveLoginRouter(t, cfg)
 	return func(c client.Config, pw string) (string, map[string]any) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -198,4 +178,33 @@ func TestLockedOutAuthIDFallsBackToAnonymous(t *testing.T) {
 			t.Fatalf("HELLO %v as alice, locked out: %q, want %s", methods, got, proto.URIAuthenticationDenied)
 		}
 	}
+}
+
+// serveLoginRouter starts a router of cfg (logging nowhere unless cfg
+// says) on a real RawSocket listener on 127.0.0.1, stopped at the test's
+// end, and returns its rs:// URL.
+func serveLoginRouter(t *testing.T, cfg route.Config) string {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = log
+	}
+	r, err := route.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := loop.New(r, loop.Options{Listeners: []loop.Listener{{Addr: "127.0.0.1:0"}}, PingInterval: -1, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	})
+	url := "rs://" + e.Addrs()[0].String()
+	return url
 }
