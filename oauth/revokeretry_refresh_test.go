@@ -3,7 +3,6 @@ package oauth
 import (
 	"net/url"
 	"testing"
-	"time"
 )
 
 // An app's sign-out (revoking its refresh token) whose grant revocation
@@ -14,19 +13,7 @@ import (
 // every other node until they expired. The grant is now revoked first,
 // and the family is left for the retry when that fails.
 func TestRevokeRefreshTokenRetriedAfterStoreFailure(t *testing.T) {
-	sw := &storeWrites{}
-	b := startEnv(t, func(o *Options) { sw.Store = newMemStore(time.Now); o.Store = sw })
-	a := startEnv(t, func(o *Options) { o.Store = sw.Store; o.Issuer = b.url; o.now = b.clock.Now })
-	st, body := b.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}}, "backend", backendSec)
-	if st != 200 {
-		t.Fatalf("alice's login: %d %v", st, body)
-	}
-	at, rt := body["access_token"].(string), body["refresh_token"].(string)
-	rv := "rv."
-	sw.failing.Store(&rv)
-	if st, body := b.post("/oauth/revoke", url.Values{"token": {rt}}, "backend", backendSec); st != 503 {
-		t.Fatalf("the sign-out with the store failing revocations: %d %v, want 503", st, body)
-	}
+	a, b, sw, at, rt := signOutStoreFailed(t)
 	sw.failing.Store(nil)
 	if st, body := b.post("/oauth/revoke", url.Values{"token": {rt}}, "backend", backendSec); st != 200 {
 		t.Fatalf("the sign-out tried again: %d %v", st, body)

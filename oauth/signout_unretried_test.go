@@ -16,26 +16,14 @@ import (
 // reaches the store, and a refresh of a login whose grant is revoked is
 // refused (and the family ended).
 func TestSignOutNotRetriedReachesOtherNodes(t *testing.T) {
-	sw := &storeWrites{}
-	b := startEnv(t, func(o *Options) { sw.Store = newMemStore(time.Now); o.Store = sw })
-	a := startEnv(t, func(o *Options) { o.Store = sw.Store; o.Issuer = b.url; o.now = b.clock.Now })
-	st, body := b.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}}, "backend", backendSec)
-	if st != 200 {
-		t.Fatalf("alice's login: %d %v", st, body)
-	}
-	at, rt := body["access_token"].(string), body["refresh_token"].(string)
-	rv := "rv."
-	sw.failing.Store(&rv)
-	if st, body := b.post("/oauth/revoke", url.Values{"token": {rt}}, "backend", backendSec); st != 503 {
-		t.Fatalf("the sign-out with the store failing revocations: %d %v, want 503", st, body)
-	}
+	a, b, sw, at, rt := signOutStoreFailed(t)
 	sw.failing.Store(nil) // the store answers again; the app does not retry
 	b.srv.syncOnce(false)
 	a.srv.syncOnce(false)
 	if _, err := a.srv.VerifyAccessToken(at); err != ErrTokenRevoked {
 		t.Errorf("the login's access token on another node after a sign-out answered 503 and the store back: %v, want ErrTokenRevoked", err)
 	}
-	st, body = a.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "backend", backendSec)
+	st, body := a.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "backend", backendSec)
 	if st != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("a refresh on another node after a sign-out answered 503 and the store back: %d %v, want 400 invalid_grant", st, body)
 	}
@@ -49,19 +37,7 @@ func TestSignOutNotRetriedReachesOtherNodes(t *testing.T) {
 // again on every node once the revocation expired, for the refresh
 // lifetime.
 func TestSignOutNotRetriedStaysEndedPastRevocation(t *testing.T) {
-	sw := &storeWrites{}
-	b := startEnv(t, func(o *Options) { sw.Store = newMemStore(time.Now); o.Store = sw })
-	a := startEnv(t, func(o *Options) { o.Store = sw.Store; o.Issuer = b.url; o.now = b.clock.Now })
-	st, body := b.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}}, "backend", backendSec)
-	if st != 200 {
-		t.Fatalf("alice's login: %d %v", st, body)
-	}
-	rt := body["refresh_token"].(string)
-	rv := "rv."
-	sw.failing.Store(&rv)
-	if st, body := b.post("/oauth/revoke", url.Values{"token": {rt}}, "backend", backendSec); st != 503 {
-		t.Fatalf("the sign-out with the store failing revocations: %d %v, want 503", st, body)
-	}
+	a, b, sw, _, rt := signOutStoreFailed(t)
 	sw.failing.Store(nil) // the store answers again; the app does not retry
 	b.srv.syncOnce(false)
 	a.srv.syncOnce(false)
@@ -70,7 +46,7 @@ func TestSignOutNotRetriedStaysEndedPastRevocation(t *testing.T) {
 	b.srv.syncOnce(false)
 	a.srv.syncOnce(false)
 	for _, n := range []*testEnv{a, b} {
-		st, body = n.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "backend", backendSec)
+		st, body := n.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "backend", backendSec)
 		if st != 400 || body["error"] != "invalid_grant" {
 			t.Fatalf("a refresh after a sign-out answered 503, once its grant's revocation expired: %d %v, want 400 invalid_grant", st, body)
 		}
@@ -109,4 +85,26 @@ func TestUnstoredRevocationsStopAtStoreFailure(t *testing.T) {
 		t.Errorf("%q still unstored after a round with the store back", k)
 		return true
 	})
+}
+
+// signOutStoreFailed starts two nodes, b and a, sharing a store whose
+// revocation writes fail (sw.failing, "rv."), logs alice in on b and signs
+// her out there (her refresh token revoked), answered 503: the access and
+// refresh tokens of that login, sw still failing revocations.
+func signOutStoreFailed(t *testing.T) (a, b *testEnv, sw *storeWrites, at, rt string) {
+	t.Helper()
+	sw = &storeWrites{}
+	b = startEnv(t, func(o *Options) { sw.Store = newMemStore(time.Now); o.Store = sw })
+	a = startEnv(t, func(o *Options) { o.Store = sw.Store; o.Issuer = b.url; o.now = b.clock.Now })
+	st, body := b.token(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {alicePW}}, "backend", backendSec)
+	if st != 200 {
+		t.Fatalf("alice's login: %d %v", st, body)
+	}
+	at, rt = body["access_token"].(string), body["refresh_token"].(string)
+	rv := "rv."
+	sw.failing.Store(&rv)
+	if st, body := b.post("/oauth/revoke", url.Values{"token": {rt}}, "backend", backendSec); st != 503 {
+		t.Fatalf("the sign-out with the store failing revocations: %d %v, want 503", st, body)
+	}
+	return a, b, sw, at, rt
 }
